@@ -1,0 +1,365 @@
+"""Look inside the recurrence: gradient flow over time steps and gate activity of the classifier.
+
+- `gradient_norms_per_step` measures ‖∂L/∂x_t‖, the gradient of the loss with respect to the embedding of
+  the token at position t, on one batch. For a unidirectional classifier that reads the last state, the
+  curve shows how much of the training signal reaches early tokens: the vanishing-gradient problem.
+- `compare_gradient_flow` does this for several models (RNN vs LSTM vs GRU), `plot_gradient_flow` draws
+  the curves, `write_json` keeps the numbers.
+- `GradientFlowCallback` records the profile during `Trainer` training, every N steps, on a fixed batch.
+- `gate_activity` / `plot_gate_activity` show the mean LSTM / GRU gate values per token, computed with the
+  reference cells of `hf_rnn.cells` loaded from the model's first encoder layer.
+
+Positions are counted over real tokens: the classifier moves the real tokens of each row to the front
+(a no-op for right padding, which the tokenizers here use), so position t is the t-th real token.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from transformers import TrainerCallback
+
+from .cells import ReferenceRnn
+from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+from .models.rnn_classifier.modeling_rnn_classifier import valid_first_index
+
+PLOTTED_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
+"""Gates that `gate_activity` reports (sigmoid gates, all in [0, 1])."""
+
+MODEL_INPUT_NAMES = ("input_ids", "attention_mask", "labels")
+
+
+def move_batch(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The classifier inputs of `batch` (`input_ids`, `attention_mask`, `labels`) on `device`."""
+    if "input_ids" not in batch or "labels" not in batch:
+        raise ValueError(f"`batch` needs `input_ids` and `labels`, got keys {sorted(batch)}.")
+    return {name: torch.as_tensor(batch[name]).to(device) for name in MODEL_INPUT_NAMES if name in batch}
+
+
+def sequence_lengths(input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Number of real tokens per row `(batch,)`, at least 1 (as the classifier reads an empty row)."""
+    if attention_mask is None:
+        return torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+    return attention_mask.sum(dim=1).clamp(min=1)
+
+
+def parameter_grad_norm(parameters: Iterable[nn.Parameter]) -> float:
+    """Total L2 norm of the gradients of `parameters` (those without a gradient are skipped)."""
+    norms = [param.grad.detach().double().norm() for param in parameters if param.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def finite_or_none(value: float) -> float | None:
+    """`value`, or `None` when it is infinite or NaN (so the JSON stays standard)."""
+    return value if math.isfinite(value) else None
+
+
+def gradient_norms_per_step(
+    model: RnnForSequenceClassification,
+    batch: Mapping[str, torch.Tensor],
+    max_grad_norm: float | None = None,
+) -> dict:
+    """Loss and ‖∂L/∂x_t‖ per token position t for a classifier on one batch.
+
+    `batch` holds `input_ids` `(batch, seq_len)`, `labels` `(batch,)` and optionally `attention_mask`.
+    x_t is the output of `model.rnn.embeddings` at position t (captured with a forward hook and
+    `retain_grad`); its gradient norm is averaged over the sequences that have a real token at t. The loss
+    is the model's (mean over the batch), computed in eval mode so that dropout does not add noise; the
+    model's mode and any existing parameter gradients are restored afterwards.
+
+    Returns a dict of plain Python values:
+        `grad_norm_per_step` (list of `max_len` floats), `num_sequences_per_step` (ints), `loss`,
+        `first_to_last_ratio` (median, the lower middle value for an even count, over sequences of ‖∂L/∂x_0‖ / ‖∂L/∂x_{len-1}‖, each sequence
+        against its own last token; `None` if undefined), `parameter_grad_norm` (total gradient norm of the
+        parameters) and, if `max_grad_norm` is given, `clipped_parameter_grad_norm` after
+        `clip_grad_norm_(parameters, max_grad_norm)` and `max_grad_norm`. Also `cell_type`.
+    """
+    device = next(model.parameters()).device
+    inputs = move_batch(batch, device)
+    attention_mask = inputs.get("attention_mask")
+    lengths = sequence_lengths(inputs["input_ids"], attention_mask)
+
+    captured = {}
+
+    def capture_embeddings(module: nn.Module, args, output: torch.Tensor) -> torch.Tensor:
+        if not output.requires_grad:  # frozen embeddings: make the output a leaf that records its gradient
+            output = output.detach().requires_grad_(True)
+        output.retain_grad()
+        captured["embeddings"] = output
+        return output
+
+    parameters = [param for param in model.parameters() if param.requires_grad]
+    saved_grads = [param.grad for param in parameters]
+    was_training = model.training
+    hook = model.rnn.embeddings.register_forward_hook(capture_embeddings)
+    try:
+        for param in parameters:
+            param.grad = None
+        model.eval()
+        with torch.enable_grad():
+            loss = model(**inputs, return_dict=True).loss
+            loss.backward()
+        embedding_grads = captured["embeddings"].grad  # (batch, max_len, embedding_size)
+        # In float64: squaring float32 gradients below ~1e-23 would underflow to 0 inside the norm.
+        step_norms = embedding_grads.detach().double().norm(dim=-1)  # (batch, max_len)
+        total_norm = parameter_grad_norm(parameters)
+        clipped_norm = None
+        if max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+            clipped_norm = parameter_grad_norm(parameters)
+    finally:
+        hook.remove()
+        model.train(was_training)
+        for param, grad in zip(parameters, saved_grads, strict=True):
+            param.grad = grad
+
+    max_len = step_norms.shape[1]
+    real = torch.arange(max_len, device=device) < lengths.unsqueeze(1)  # (batch, max_len)
+    num_sequences = real.sum(dim=0)
+    mean_norms = (step_norms * real).sum(dim=0) / num_sequences.clamp(min=1)
+    last_norms = step_norms.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)
+    # The median, not the mean: ratios span orders of magnitude, and may be 0 where float32 underflows.
+    first_to_last_ratio = float((step_norms[:, 0] / last_norms).median())
+
+    result = {
+        "cell_type": model.config.cell_type,
+        "loss": float(loss.detach()),
+        "grad_norm_per_step": [float(value) for value in mean_norms],
+        "num_sequences_per_step": [int(value) for value in num_sequences],
+        "first_to_last_ratio": finite_or_none(first_to_last_ratio),
+        "parameter_grad_norm": total_norm,
+    }
+    if max_grad_norm is not None:
+        result["max_grad_norm"] = float(max_grad_norm)
+        result["clipped_parameter_grad_norm"] = clipped_norm
+    return result
+
+
+def fresh_classifier_configs(
+    vocab_size: int, cell_types: Sequence[str] = ("rnn", "lstm", "gru"), **config_kwargs
+) -> dict[str, RnnClassifierConfig]:
+    """One `RnnClassifierConfig` per cell type, otherwise identical (`config_kwargs` go to every config).
+
+    Defaults to a unidirectional, `pooling="last"` binary classifier, the setting in which gradient flow
+    through time matters most; override any of these with `config_kwargs`.
+    """
+    defaults = {
+        "bidirectional": False,
+        "pooling": "last",
+        "id2label": {0: "neg", 1: "pos"},
+        "label2id": {"neg": 0, "pos": 1},
+    }
+    return {
+        cell_type: RnnClassifierConfig(vocab_size=vocab_size, cell_type=cell_type, **{**defaults, **config_kwargs})
+        for cell_type in cell_types
+    }
+
+
+def compare_gradient_flow(
+    models: Mapping[str, RnnForSequenceClassification | RnnClassifierConfig],
+    batch: Mapping[str, torch.Tensor],
+    max_grad_norm: float | None = None,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """`gradient_norms_per_step` for each named model on the same batch.
+
+    `models` maps a label (e.g. `"lstm"`) to a classifier, or to a config from which a fresh, randomly
+    initialised classifier is built (seeded with `seed`, so every config starts from the same RNG state).
+    Returns `{label: gradient_norms_per_step result}`.
+    """
+    results = {}
+    for label, model_or_config in models.items():
+        if isinstance(model_or_config, RnnClassifierConfig):
+            torch.manual_seed(seed)
+            model = RnnForSequenceClassification(model_or_config)
+        else:
+            model = model_or_config
+        results[label] = gradient_norms_per_step(model, batch, max_grad_norm=max_grad_norm)
+    return results
+
+
+def plot_gradient_flow(results: Mapping[str, dict], path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write one PNG with the per-step gradient norm curves, linear (left) and log (right) y-scale.
+
+    `results` is the output of `compare_gradient_flow` (`{label: {"grad_norm_per_step": [...], ...}}`).
+    Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A bare `Figure` renders with the Agg canvas and is never registered with pyplot: headless, no
+    # global backend switch, nothing left open after saving.
+    figure = Figure(figsize=(12, 4.5), layout="constrained")
+    linear_axis, log_axis = figure.subplots(1, 2)
+    for label, result in results.items():
+        norms = result["grad_norm_per_step"]
+        ratio = result.get("first_to_last_ratio")
+        legend = label if ratio is None else f"{label} (first / last token: {ratio:.2g})"
+        for axis in (linear_axis, log_axis):
+            axis.plot(range(len(norms)), norms, label=legend, linewidth=1.2)
+    for axis, scale in ((linear_axis, "linear"), (log_axis, "log")):
+        axis.set_yscale(scale)
+        axis.set_xlabel("token position t")
+        axis.set_ylabel("‖∂L/∂x_t‖")
+        axis.set_title(f"{scale} scale")
+        axis.grid(True, which="major", alpha=0.3)
+        axis.legend(fontsize=8)
+    figure.suptitle(title or "Gradient of the loss with respect to each token's embedding")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def write_json(data, path: str | os.PathLike) -> Path:
+    """Write `data` as indented, standard JSON (NaN and infinity are refused); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    return path
+
+
+class GradientFlowCallback(TrainerCallback):
+    """Record the per-step gradient norm profile during `Trainer` training, every `every_n_steps` steps.
+
+    The profile is measured on one fixed batch: `batch` if given, else the first batch of the train
+    dataloader (at most `max_batch_size` rows), drawn once with the RNG state restored afterwards so that
+    training sees the same data order. Each record (`step`, `epoch` and the `gradient_norms_per_step`
+    fields) is appended to `<output_dir>/<file_name>`, a JSON document `{"every_n_steps": N, "records": [...]}`
+    rewritten after every record. A record is also taken before the first step. Costs one forward and
+    backward pass of the small batch per record; the training gradients are not affected.
+    """
+
+    def __init__(
+        self,
+        every_n_steps: int = 100,
+        batch: Mapping[str, torch.Tensor] | None = None,
+        max_batch_size: int = 8,
+        max_grad_norm: float | None = None,
+        file_name: str = "gradient_flow.json",
+    ):
+        if every_n_steps < 1:
+            raise ValueError(f"`every_n_steps` must be a positive integer, got {every_n_steps!r}.")
+        self.every_n_steps = every_n_steps
+        self.batch = batch
+        self.max_batch_size = max_batch_size
+        self.max_grad_norm = max_grad_norm
+        self.file_name = file_name
+        self.records: list[dict] = []
+
+    def on_train_begin(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        if self.batch is None:
+            if train_dataloader is None:
+                raise ValueError("GradientFlowCallback needs a `batch` or a train dataloader.")
+            with torch.random.fork_rng(devices=[]):
+                first_batch = next(iter(train_dataloader))
+            self.batch = {name: torch.as_tensor(value)[: self.max_batch_size] for name, value in first_batch.items()}
+        self.path = Path(args.output_dir) / self.file_name
+        # When resuming, keep the records of the steps already trained.
+        if self.path.exists():
+            self.records = [
+                record for record in json.loads(self.path.read_text())["records"] if record["step"] < state.global_step
+            ]
+        self.record(args, state, model)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step % self.every_n_steps == 0:
+            self.record(args, state, model)
+
+    def record(self, args, state, model) -> None:
+        result = gradient_norms_per_step(model, self.batch, max_grad_norm=self.max_grad_norm)
+        self.records.append({"step": state.global_step, "epoch": state.epoch, **result})
+        if state.is_world_process_zero:
+            write_json({"every_n_steps": self.every_n_steps, "records": self.records}, self.path)
+
+
+def gate_activity(
+    model: RnnForSequenceClassification, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> dict:
+    """Mean gate values per token position in the first encoder layer (left-to-right direction).
+
+    The layer's `forward_rnn` weights are loaded into the reference cells of `hf_rnn.cells`, which are run
+    over the model's embeddings of `input_ids` `(batch, seq_len)` (real tokens moved to the front, as the
+    model does; dropout off). For each position t, each gate is averaged over the hidden units and over the
+    sequences with a real token at t.
+
+    Returns `{"cell_type", "gates": {name: [max_len floats]}, "num_sequences_per_step": [ints]}` with the
+    gates `input`, `forget`, `output` for an LSTM and `reset`, `update` for a GRU.
+    """
+    cell_type = model.config.cell_type
+    if cell_type not in PLOTTED_GATES:
+        raise ValueError(f"gate_activity needs an LSTM or GRU classifier, got cell_type={cell_type!r}.")
+    device = next(model.parameters()).device
+    input_ids = input_ids.to(device)
+    attention_mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask.to(device)
+    lengths = sequence_lengths(input_ids, attention_mask)
+    max_len = int(lengths.max())
+    input_ids = input_ids.gather(1, valid_first_index(attention_mask))[:, :max_len]
+
+    reference = ReferenceRnn.from_encoder_layer(model.rnn.encoder.layers[0], directions="forward")
+    with torch.no_grad():
+        embedded = model.rnn.embeddings(input_ids)
+        _, _, gates = reference(embedded, lengths=lengths, return_gates=True)
+    real = (torch.arange(max_len, device=device) < lengths.unsqueeze(1)).float()
+    num_sequences = real.sum(dim=0)
+    mean_gates = {}
+    for name in PLOTTED_GATES[cell_type]:
+        per_sequence = gates[0][0][name].mean(dim=-1)  # (batch, max_len), zero at padding
+        mean_gates[name] = [float(value) for value in (per_sequence * real).sum(dim=0) / num_sequences.clamp(min=1)]
+    return {"cell_type": cell_type, "gates": mean_gates, "num_sequences_per_step": [int(n) for n in num_sequences]}
+
+
+def plot_gate_activity(
+    activity: dict,
+    tokens: Sequence[str] | None,
+    path: str | os.PathLike,
+    title: str | None = None,
+    value_range: tuple[float, float] | None = (0.0, 1.0),
+) -> Path:
+    """Heatmap of `gate_activity` output (gates x token positions) with a colorbar, written as a PNG.
+
+    `tokens`, one string per position (e.g. of the first sequence), label the x axis; with more than about
+    80 positions only every k-th label is shown. The colours span `value_range` (the gates' full range
+    [0, 1] by default, comparable across plots; `None` stretches them over the values shown, which shows
+    small variations). Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gate_names = list(activity["gates"])
+    values = torch.tensor([activity["gates"][name] for name in gate_names])  # (num_gates, seq_len)
+    seq_len = values.shape[1]
+    figure = Figure(
+        figsize=(min(max(6.0, 0.2 * seq_len + 2.5), 40.0), 2.5 + 0.6 * len(gate_names)), layout="constrained"
+    )
+    axis = figure.subplots()
+    vmin, vmax = value_range if value_range is not None else (None, None)
+    image = axis.imshow(values.numpy(), aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
+    axis.set_yticks(range(len(gate_names)), [f"{name} gate" for name in gate_names])
+    step = max(1, math.ceil(seq_len / 80))  # keep the token labels legible on long texts
+    positions = list(range(0, seq_len, step))
+    if tokens is not None:
+        labels = [str(tokens[t]) if t < len(tokens) else "" for t in positions]
+        axis.set_xticks(positions, labels, rotation=90, fontsize=7)
+        axis.set_xlabel("token")
+    else:
+        axis.set_xlabel("token position t")
+    figure.colorbar(image, ax=axis, label="mean gate value", fraction=0.03, pad=0.01)
+    axis.set_title(title or f"{activity['cell_type'].upper()} gate activity per token (layer 1, left to right)")
+    figure.savefig(path, dpi=100)
+    return path
+
+
+__all__ = [
+    "GradientFlowCallback",
+    "compare_gradient_flow",
+    "fresh_classifier_configs",
+    "gate_activity",
+    "gradient_norms_per_step",
+    "plot_gate_activity",
+    "plot_gradient_flow",
+    "write_json",
+]
