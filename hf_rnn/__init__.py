@@ -3,7 +3,7 @@
 Importing the package registers its configs and models with the transformers Auto classes.
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from .models.rnn_classifier import (
     RnnClassifierConfig,
@@ -11,16 +11,29 @@ from .models.rnn_classifier import (
     RnnClassifierPreTrainedModel,
     RnnForSequenceClassification,
 )
+from .models.rnn_seq2seq import (
+    RnnSeq2SeqCache,
+    RnnSeq2SeqConfig,
+    RnnSeq2SeqForConditionalGeneration,
+    RnnSeq2SeqPreTrainedModel,
+)
 
 __version__ = "0.1.0"
 
 AutoConfig.register(RnnClassifierConfig.model_type, RnnClassifierConfig, exist_ok=True)
 AutoModel.register(RnnClassifierConfig, RnnClassifierModel, exist_ok=True)
 AutoModelForSequenceClassification.register(RnnClassifierConfig, RnnForSequenceClassification, exist_ok=True)
+AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
+AutoModel.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
+AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
 
 __all__ = [
     "RnnClassifierConfig",
     "RnnClassifierModel",
     "RnnClassifierPreTrainedModel",
     "RnnForSequenceClassification",
+    "RnnSeq2SeqCache",
+    "RnnSeq2SeqConfig",
+    "RnnSeq2SeqForConditionalGeneration",
+    "RnnSeq2SeqPreTrainedModel",
 ]
