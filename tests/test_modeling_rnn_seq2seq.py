@@ -1,0 +1,467 @@
+"""Tests of the recurrent attention encoder-decoder (`rnn_seq2seq`): tiny random models on one CPU thread."""
+
+import itertools
+import time
+
+import pytest
+import torch
+
+import hf_rnn  # noqa: F401  (registers the Auto classes)
+from hf_rnn import RnnSeq2SeqCache, RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+
+torch.set_num_threads(1)
+
+PAD, BOS, EOS = 0, 1, 2
+VOCAB = 24
+
+
+def tiny_config(**overrides) -> RnnSeq2SeqConfig:
+    values = dict(
+        vocab_size=VOCAB,
+        embedding_size=12,
+        hidden_size=16,
+        encoder_layers=2,
+        decoder_layers=2,
+        embedding_dropout=0.0,
+        rnn_dropout=0.0,
+        output_dropout=0.0,
+        label_smoothing=0.0,
+        pad_token_id=PAD,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        decoder_start_token_id=BOS,
+    )
+    values.update(overrides)
+    return RnnSeq2SeqConfig(**values)
+
+
+def tiny_model(seed: int = 0, **overrides) -> RnnSeq2SeqForConditionalGeneration:
+    torch.manual_seed(seed)
+    return RnnSeq2SeqForConditionalGeneration(tiny_config(**overrides)).eval()
+
+
+def padded_batch(lengths: list[int], seed: int = 0, vocab: int = VOCAB, left: bool = False):
+    """Random source ids `(batch, max(lengths))` without special tokens, padded right (or left), and the mask."""
+    generator = torch.Generator().manual_seed(seed)
+    max_len = max(lengths)
+    input_ids = torch.full((len(lengths), max_len), PAD)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, length in enumerate(lengths):
+        positions = slice(max_len - length, max_len) if left else slice(0, length)
+        input_ids[row, positions] = torch.randint(3, vocab, (length,), generator=generator)
+        attention_mask[row, positions] = 1
+    return input_ids, attention_mask
+
+
+def random_labels(batch: int, length: int, seed: int = 1) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(3, VOCAB, (batch, length), generator=generator)
+
+
+def sequence_log_probs(model, input_ids, attention_mask, sequences) -> torch.Tensor:
+    """Summed log-probability `(batch,)` of generated `sequences` (start token first), up to the first EOS."""
+    targets = sequences[:, 1:]
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=sequences[:, :-1]).logits
+    token_log_probs = logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # Keep every position up to and including the first EOS.
+    after_eos = (targets == EOS).long().cumsum(1) - (targets == EOS).long()
+    return (token_log_probs * (after_eos == 0)).sum(1)
+
+
+# ----------------------------------------------------------------------------------------------- config
+
+
+def test_config_round_trip_and_defaults(tmp_path):
+    config = tiny_config(attention_type="bahdanau", cell_type="gru", bridge="last", input_feeding=True)
+    assert config.target_vocab_size == VOCAB and config.attentional_size == config.embedding_size
+    assert config.num_hidden_layers == config.decoder_layers == 2
+    assert config.is_encoder_decoder
+    config.save_pretrained(tmp_path)
+    from transformers import AutoConfig
+
+    loaded = AutoConfig.from_pretrained(tmp_path)
+    assert isinstance(loaded, RnnSeq2SeqConfig)
+    without_path = lambda c: {k: v for k, v in c.to_dict().items() if k != "_name_or_path"}  # noqa: E731
+    assert without_path(loaded) == without_path(config)
+
+    default = RnnSeq2SeqConfig()
+    assert (default.embedding_size, default.hidden_size, default.teacher_forcing_ratio) == (256, 512, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"cell_type": "transformer"}, "cell_type"),
+        ({"attention_type": "multihead"}, "attention_type"),
+        ({"bridge": "mean"}, "bridge"),
+        ({"embedding_dropout": 1.0}, "embedding_dropout"),
+        ({"rnn_dropout": 1.5}, "rnn_dropout"),
+        ({"output_dropout": -0.1}, "output_dropout"),
+        ({"label_smoothing": 1.0}, "label_smoothing"),
+        ({"teacher_forcing_ratio": 1.2}, "teacher_forcing_ratio"),
+        ({"hidden_size": 0}, "hidden_size"),
+        ({"tie_word_embeddings": True, "attentional_size": 20}, "tie_word_embeddings"),
+        ({"share_embeddings": True, "target_vocab_size": 30}, "share_embeddings"),
+        ({"attention_type": "luong_dot", "encoder_bidirectional": True}, "luong_dot"),
+        ({"attention_type": "none", "bridge": "zero"}, "bridge"),
+        ({"eos_token_id": VOCAB}, "eos_token_id"),
+    ],
+)
+def test_config_validation(overrides, field):
+    with pytest.raises(ValueError, match=field):
+        tiny_config(**overrides)
+
+
+def test_config_accepts_untied_sizes_and_separate_vocabularies():
+    config = tiny_config(tie_word_embeddings=False, attentional_size=20, share_embeddings=False, target_vocab_size=30)
+    model = RnnSeq2SeqForConditionalGeneration(config)
+    assert model.decoder.output_projection.weight.shape == (30, 20)
+    assert model.decoder.embeddings.weight.shape == (30, config.embedding_size)
+
+
+# ------------------------------------------------------------------------------------ forward / backward
+
+ATTENTION_TYPES = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")
+CELL_TYPES = ("rnn", "lstm", "gru")
+
+
+@pytest.mark.parametrize(("attention_type", "cell_type"), list(itertools.product(ATTENTION_TYPES, CELL_TYPES)))
+def test_forward_backward_every_attention_and_cell(attention_type, cell_type):
+    index = ATTENTION_TYPES.index(attention_type) + CELL_TYPES.index(cell_type)
+    # Vary the other options across the grid, keeping each run tiny.
+    overrides = dict(
+        attention_type=attention_type,
+        cell_type=cell_type,
+        input_feeding=index % 2 == 0,
+        bridge=("learned", "last", "zero")[index % 3] if attention_type != "none" else "learned",
+        encoder_bidirectional=attention_type != "luong_dot",
+        share_embeddings=index % 2 == 1,
+        tie_word_embeddings=index % 3 != 0,
+        label_smoothing=0.1,
+    )
+    model = tiny_model(**overrides).train()
+    input_ids, attention_mask = padded_batch([6, 4, 2])
+    labels = random_labels(3, 5)
+    labels[2, 3:] = -100
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+
+    assert output.logits.shape == (3, 5, VOCAB)
+    assert torch.isfinite(output.loss)
+    if attention_type == "none":
+        assert output.cross_attentions is None
+    else:
+        weights = output.cross_attentions[0]
+        assert weights.shape == (3, 1, 5, 6)
+        torch.testing.assert_close(weights.sum(-1), torch.ones(3, 1, 5))
+        assert weights[1, :, :, 4:].abs().max() == 0  # padding gets no attention
+
+    output.loss.backward()
+    source_grad = model.encoder.embeddings.weight.grad
+    assert source_grad is not None and source_grad[3:].abs().sum() > 0
+    target_embeddings = model.get_target_embeddings()
+    assert target_embeddings.weight.grad is not None and target_embeddings.weight.grad.abs().sum() > 0
+    assert model.encoder.rnn.layers[0].forward_rnn.weight_ih_l0.grad.abs().sum() > 0
+
+
+def test_loss_is_label_smoothed_cross_entropy_on_shifted_labels():
+    model = tiny_model(label_smoothing=0.2)
+    input_ids, attention_mask = padded_batch([5, 3])
+    labels = random_labels(2, 4)
+    labels[1, 2:] = -100
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    decoder_input_ids = model.prepare_decoder_input_ids_from_labels(labels)
+    assert decoder_input_ids[:, 0].eq(BOS).all() and decoder_input_ids[1, 3] == PAD
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    expected = torch.nn.functional.cross_entropy(logits.reshape(-1, VOCAB), labels.reshape(-1), label_smoothing=0.2)
+    torch.testing.assert_close(output.loss, expected)
+
+
+# ------------------------------------------------------------------------------- fast path vs step loop
+
+
+@pytest.mark.parametrize(
+    ("attention_type", "cell_type"),
+    [("luong_general", "lstm"), ("luong_dot", "gru"), ("luong_concat", "rnn"), ("none", "lstm")],
+)
+def test_fast_path_equals_step_loop(attention_type, cell_type):
+    model = tiny_model(
+        attention_type=attention_type,
+        cell_type=cell_type,
+        input_feeding=False,
+        encoder_bidirectional=attention_type != "luong_dot",
+    )
+    input_ids, attention_mask = padded_batch([7, 5, 3])
+    labels = random_labels(3, 6)
+    rnn_calls = []
+    hook = model.decoder.rnn.register_forward_hook(lambda *args: rnn_calls.append(1))
+    with torch.no_grad():
+        fast = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+        assert len(rnn_calls) == 1  # the whole target side in one recurrent call
+        model.decoder.use_fast_path = False
+        loop = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+        assert len(rnn_calls) == 1 + labels.shape[1]
+    hook.remove()
+    torch.testing.assert_close(fast.logits, loop.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.cache.attentional_vector, loop.cache.attentional_vector, rtol=1e-5, atol=1e-5)
+    if attention_type != "none":
+        torch.testing.assert_close(fast.cross_attentions[0], loop.cross_attentions[0], rtol=1e-5, atol=1e-5)
+
+
+def test_cached_continuation_equals_full_forward():
+    model = tiny_model(attention_type="bahdanau", input_feeding=True, cell_type="lstm")
+    input_ids, attention_mask = padded_batch([6, 3])
+    decoder_input_ids = random_labels(2, 5)
+    with torch.no_grad():
+        full = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        first = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :3])
+        assert isinstance(first.cache, RnnSeq2SeqCache) and first.cache.get_seq_length() == 3
+        rest = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids[:, 3:],
+            cache=first.cache,
+        )
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), full.logits, rtol=1e-5, atol=1e-5)
+
+
+# -------------------------------------------------------------------------------------------- padding
+
+
+@pytest.mark.parametrize("left", [False, True])
+def test_padded_batch_matches_sentences_alone(left):
+    model = tiny_model(attention_type="luong_concat", input_feeding=True, cell_type="gru")
+    lengths = [7, 2, 5]
+    input_ids, attention_mask = padded_batch(lengths, left=left)
+    decoder_input_ids = random_labels(3, 4)
+    with torch.no_grad():
+        batched = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids)
+        generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
+        beams = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=3)
+        for row in range(3):
+            real = attention_mask[row].bool()
+            alone_ids = input_ids[row, real].unsqueeze(0)
+            alone = model(input_ids=alone_ids, decoder_input_ids=decoder_input_ids[row : row + 1])
+            torch.testing.assert_close(batched.logits[row : row + 1], alone.logits, rtol=1e-5, atol=1e-5)
+            alone_generated = model.generate(alone_ids, max_new_tokens=8)[0]
+            assert generated[row, : alone_generated.shape[0]].tolist() == alone_generated.tolist()
+            alone_beam = model.generate(alone_ids, max_new_tokens=8, num_beams=3)[0]
+            assert beams[row, : alone_beam.shape[0]].tolist() == alone_beam.tolist()
+
+
+# ----------------------------------------------------------------------------------------- generation
+
+
+def manual_greedy(model, input_ids, max_new_tokens):
+    """Greedy decoding by full forward passes over the growing prefix, one sentence at a time."""
+    results = []
+    for row in range(input_ids.shape[0]):
+        sequence = torch.tensor([[BOS]])
+        for _ in range(max_new_tokens):
+            with torch.no_grad():
+                logits = model(input_ids=input_ids[row : row + 1], decoder_input_ids=sequence).logits
+            next_token = logits[0, -1].argmax().view(1, 1)
+            sequence = torch.cat([sequence, next_token], dim=1)
+            if next_token.item() == EOS:
+                break
+        results.append(sequence[0].tolist())
+    return results
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "luong_general"])
+def test_generate_greedy_equals_manual_greedy_and_uncached(attention_type):
+    model = tiny_model(attention_type=attention_type, input_feeding=attention_type == "bahdanau", vocab_size=12)
+    input_ids, _ = padded_batch([5, 5, 5], vocab=12)
+    generated = model.generate(input_ids, max_new_tokens=10, num_beams=1, do_sample=False)
+    expected = manual_greedy(model, input_ids, 10)
+    for row, sequence in enumerate(expected):
+        assert generated[row, : len(sequence)].tolist() == sequence
+        assert generated[row, len(sequence) :].eq(PAD).all()
+    uncached = model.generate(input_ids, max_new_tokens=10, use_cache=False)
+    assert torch.equal(generated, uncached)
+
+
+def test_generation_feeds_one_token_per_step_with_cache():
+    model = tiny_model()
+    input_ids, attention_mask = padded_batch([6, 4])
+    seen_lengths = []
+    hook = model.decoder.register_forward_pre_hook(lambda module, args: seen_lengths.append(args[0].shape[1]))
+    try:
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5)
+        assert seen_lengths == [1] * 5
+        seen_lengths.clear()
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=5, min_new_tokens=5, use_cache=False)
+        assert seen_lengths == [1, 2, 3, 4, 5]
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("attention_type", ["bahdanau", "luong_general", "luong_concat"])
+def test_keys_are_projected_once_per_source(attention_type):
+    model = tiny_model(attention_type=attention_type)
+    input_ids, attention_mask = padded_batch([6, 4])
+    calls = []
+    original = model.decoder.attention.project_keys
+    model.decoder.attention.project_keys = lambda keys: calls.append(keys.shape) or original(keys)
+    model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6, min_new_tokens=6, num_beams=3)
+    assert calls == [(6, 6, 32)]  # once, for the 2 sources expanded to 3 beams each
+
+
+@pytest.mark.parametrize("cell_type", ["lstm", "gru"])
+def test_beam_search_cached_equals_uncached(cell_type):
+    model = tiny_model(cell_type=cell_type, attention_type="bahdanau", input_feeding=True, vocab_size=12)
+    input_ids, attention_mask = padded_batch([6, 3, 5], vocab=12)
+    kwargs = dict(attention_mask=attention_mask, max_new_tokens=8, num_beams=4, num_return_sequences=2)
+    cached = model.generate(input_ids, **kwargs)
+    uncached = model.generate(input_ids, use_cache=False, **kwargs)
+    assert cached.shape[0] == 6
+    assert torch.equal(cached, uncached)
+
+
+def test_beam_search_options_and_sampling_run():
+    model = tiny_model(vocab_size=12)
+    input_ids, attention_mask = padded_batch([6, 4], vocab=12)
+    beams = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=12,
+        num_beams=3,
+        num_return_sequences=3,
+        length_penalty=0.6,
+        no_repeat_ngram_size=2,
+        early_stopping=True,
+    )
+    assert beams.shape[0] == 6
+    for sequence in beams.tolist():
+        # transformers fills finished beams with EOS when pad_token_id is 0 (`pad or eos`): cut at the first EOS.
+        sequence = sequence[: sequence.index(EOS) + 1] if EOS in sequence else sequence
+        bigrams = [tuple(sequence[i : i + 2]) for i in range(len(sequence) - 1)]
+        assert len(bigrams) == len(set(bigrams))
+    torch.manual_seed(0)
+    sampled = model.generate(input_ids, attention_mask=attention_mask, do_sample=True, top_k=5, max_new_tokens=6)
+    assert sampled.shape[0] == 2 and sampled[:, 0].eq(BOS).all()
+
+
+def test_beam_search_scores_at_least_greedy():
+    """With no length penalty, beam search (k=5) should find sequences the model scores at least as high as greedy
+    ones. Not a theorem for every input, so the test asks it of most inputs and of the total."""
+    model = tiny_model(seed=3, vocab_size=10, attention_type="luong_general")
+    beam_scores, greedy_scores = [], []
+    for seed in range(8):
+        input_ids, attention_mask = padded_batch([6, 4, 5], seed=seed, vocab=10)
+        greedy = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
+        beam = model.generate(
+            input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=5, length_penalty=0.0
+        )
+        greedy_scores.append(sequence_log_probs(model, input_ids, attention_mask, greedy))
+        beam_scores.append(sequence_log_probs(model, input_ids, attention_mask, beam))
+    beam_scores, greedy_scores = torch.cat(beam_scores), torch.cat(greedy_scores)
+    at_least_greedy = beam_scores >= greedy_scores - 1e-4
+    assert at_least_greedy.float().mean() >= 0.9
+    assert beam_scores.sum() > greedy_scores.sum()
+
+
+# ---------------------------------------------------------------------------------------- teacher forcing
+
+
+def test_teacher_forcing_ratio_is_read_at_call_time():
+    model = tiny_model(attention_type="luong_general", input_feeding=False)
+    input_ids, attention_mask = padded_batch([6, 5, 4, 6])
+    labels = random_labels(4, 7)
+
+    def loss_with_ratio(ratio: float, train: bool) -> torch.Tensor:
+        model.config.teacher_forcing_ratio = ratio
+        model.train(train)
+        torch.manual_seed(0)
+        with torch.no_grad():
+            return model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+
+    assert not torch.isclose(loss_with_ratio(0.0, train=True), loss_with_ratio(1.0, train=True))
+    torch.testing.assert_close(loss_with_ratio(0.0, train=False), loss_with_ratio(1.0, train=False))
+    # Same seed, same ratio: the sampling of gold vs predicted tokens is reproducible.
+    torch.testing.assert_close(loss_with_ratio(0.5, train=True), loss_with_ratio(0.5, train=True))
+
+
+# ------------------------------------------------------------------------------------------ save / load
+
+
+@pytest.mark.parametrize("share_embeddings", [True, False])
+def test_save_and_auto_load_round_trip(tmp_path, share_embeddings):
+    from transformers import AutoModel, AutoModelForSeq2SeqLM
+
+    model = tiny_model(share_embeddings=share_embeddings, tie_word_embeddings=True, attention_type="bahdanau")
+    target_embeddings = model.get_target_embeddings().weight
+    assert model.decoder.output_projection.weight is target_embeddings
+    assert model.get_target_embeddings().weight[PAD].abs().max() == 0
+    input_ids, attention_mask = padded_batch([6, 3])
+    generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=2)
+
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    assert (tmp_path / "generation_config.json").exists()
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, RnnSeq2SeqForConditionalGeneration)
+    assert loaded.decoder.output_projection.weight is loaded.get_target_embeddings().weight
+    assert loaded.generation_config.decoder_start_token_id == BOS
+    assert loaded.generation_config.max_new_tokens == 100
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    reloaded = loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=2)
+    assert torch.equal(generated, reloaded)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), RnnSeq2SeqForConditionalGeneration)
+
+
+# --------------------------------------------------------------------------------- end-to-end learning
+
+REVERSE_VOCAB = 20
+
+
+def reverse_task_batch(size: int, generator: torch.Generator):
+    """Sources of 3-8 tokens from ids 3..19, right-padded; labels are the reversed source followed by EOS."""
+    lengths = torch.randint(3, 9, (size,), generator=generator)
+    input_ids = torch.full((size, 8), PAD)
+    labels = torch.full((size, 9), -100)
+    for row, length in enumerate(lengths.tolist()):
+        tokens = torch.randint(3, REVERSE_VOCAB, (length,), generator=generator)
+        input_ids[row, :length] = tokens
+        labels[row, :length] = tokens.flip(0)
+        labels[row, length] = EOS
+    return input_ids, (input_ids != PAD).long(), labels
+
+
+@pytest.mark.slow
+def test_reverse_task_is_learned():
+    torch.manual_seed(0)
+    config = tiny_config(
+        vocab_size=REVERSE_VOCAB,
+        embedding_size=32,
+        hidden_size=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        cell_type="lstm",
+        attention_type="luong_general",
+    )
+    model = RnnSeq2SeqForConditionalGeneration(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    start = time.monotonic()
+    model.train()
+    for _ in range(500):
+        input_ids, attention_mask, labels = reverse_task_batch(64, generator)
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        if time.monotonic() - start > 60:
+            break
+
+    model.eval()
+    input_ids, attention_mask, labels = reverse_task_batch(300, torch.Generator().manual_seed(1234))
+    generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=10)
+    exact = 0
+    for row in range(labels.shape[0]):
+        expected = labels[row][labels[row] != -100].tolist()
+        output = generated[row, 1:].tolist()
+        exact += output[: len(expected)] == expected
+    assert exact / labels.shape[0] >= 0.95, f"exact match {exact / labels.shape[0]:.3f} after {loss.item():.4f} loss"
