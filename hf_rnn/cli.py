@@ -1,0 +1,110 @@
+"""The `hf-rnn` command line: train, evaluate and use recurrent models."""
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .data import DataError
+from .recipe import RecipeError
+
+
+def add_train_parser(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train a model from a YAML recipe")
+    add_train_arguments(parser)
+    parser.set_defaults(handler=run_train)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="recipe YAML, e.g. configs/imdb_bilstm.yaml")
+    parser.add_argument("--output-dir", required=True, help="where the model, checkpoints and results go")
+    parser.add_argument(
+        "--data-dir",
+        help="folder with <dataset>/<split>.parquet files (e.g. ../shared/data), or 'sample' for the bundled "
+        "slices; default: $HF_RNN_DATA_DIR, else the Hub dataset named in the recipe",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set training.learning_rate=2e-3 (repeatable)",
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        help="resume from the last checkpoint in --output-dir (or from the checkpoint path given)",
+    )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .recipe import load_recipe
+    from .training import train
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    results = train(recipe, args.output_dir, data_dir=args.data_dir, resume=args.resume)
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+def add_evaluate_parser(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help="score a saved model on a dataset split")
+    parser.add_argument("model", help="a saved model directory (or Hub id)")
+    parser.add_argument("--split", default="test", help="split name (a file <split>.parquet in the data folder)")
+    parser.add_argument("--dataset", help="dataset preset or Hub id (default: the one in the model's recipe)")
+    parser.add_argument("--data-dir", help="local data folder, 'sample', or $HF_RNN_DATA_DIR")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-samples", type=int, help="score only the first N examples")
+    parser.add_argument("--num-beams", type=int, default=5, help="beam size (translation)")
+    parser.add_argument("--max-new-tokens", type=int, default=100, help="generation limit (translation)")
+    parser.add_argument("--threads", type=int, help="torch threads")
+    parser.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_model
+
+    metrics = evaluate_model(
+        args.model,
+        split=args.split,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        max_samples=args.max_samples,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        threads=args.threads,
+    )
+    text = json.dumps(metrics, indent=2, ensure_ascii=False)
+    print(text)
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-rnn", description=__doc__)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (RecipeError, DataError) as error:
+        print(f"hf-rnn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

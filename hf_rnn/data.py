@@ -1,0 +1,178 @@
+"""Loading datasets from the Hub or from local parquet files in the Hub datasets' schemas.
+
+A recipe names a Hub dataset (`stanfordnlp/imdb`, `wmt/wmt14`) for real users and a local folder name
+(`imdb`, `multi30k`, `wmt-newstest`) under a data directory laid out like `shared/data`:
+`<data_dir>/<local_name>/<split>.parquet`. The data directory comes from `--data-dir`, else the
+`HF_RNN_DATA_DIR` environment variable; the special value `sample` names the small real slices that ship
+inside this package. Offline without a local copy, loading fails at once with a message saying what to do.
+"""
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from datasets import Dataset, DatasetDict, load_dataset
+
+SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
+DATA_DIR_ENV = "HF_RNN_DATA_DIR"
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+class DataError(RuntimeError):
+    """A dataset could not be found or has the wrong shape; the message says how to fix it."""
+
+
+@dataclass
+class DataConfig:
+    """The `data` section of a recipe.
+
+    Args:
+        dataset: Hub dataset id, used when no data directory is given.
+        dataset_config: Hub dataset configuration name (e.g. `de-en` for `wmt/wmt14`).
+        local_name: folder under the data directory holding `<split>.parquet` files.
+        train_split / validation_split / test_split: split names. With `validation_split: null` a
+            validation set of `validation_size` examples is carved from train with `seed`.
+        validation_size: size of the carved validation set (a count, or a fraction if < 1).
+        text_column / label_column: classification columns.
+        source_lang / target_lang: translation direction inside the `translation` column.
+        max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling).
+        seed: seed of the validation carve and of the shuffling before caps.
+    """
+
+    dataset: str = "stanfordnlp/imdb"
+    dataset_config: str | None = None
+    local_name: str = "imdb"
+    train_split: str = "train"
+    validation_split: str | None = None
+    test_split: str = "test"
+    validation_size: float = 2500
+    text_column: str = "text"
+    label_column: str = "label"
+    source_lang: str = "de"
+    target_lang: str = "en"
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_test_samples: int | None = None
+    seed: int = 42
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """The data directory to read from: the argument, else `$HF_RNN_DATA_DIR`, else None (use the Hub)."""
+    value = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    if value in (None, ""):
+        return None
+    path = SAMPLE_DATA_DIR if str(value) == "sample" else Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data directory {str(path)!r} does not exist (from --data-dir or ${DATA_DIR_ENV}).")
+    return path
+
+
+def hub_is_offline() -> bool:
+    """True when the offline variables are set or the Hub endpoint cannot be reached within a few seconds."""
+    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        if os.environ.get(variable, "").lower() in ("1", "true", "yes", "on"):
+            return True
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S):
+            return False
+    except OSError:
+        return True
+
+
+def load_split_files(data_dir: Path, local_name: str, splits: list[str]) -> DatasetDict:
+    """Read `<data_dir>/<local_name>/<split>.parquet` for each split."""
+    files = {split: data_dir / local_name / f"{split}.parquet" for split in splits}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        available = sorted(p.stem for p in (data_dir / local_name).glob("*.parquet"))
+        raise DataError(
+            f"missing data file(s): {', '.join(missing)}. Available splits in {data_dir / local_name}: "
+            f"{available or 'none'}. Check `data.local_name` and the split names, or --data-dir."
+        )
+    return load_dataset("parquet", data_files={split: str(path) for split, path in files.items()})
+
+
+def load_hub_splits(dataset: str, dataset_config: str | None, splits: list[str]) -> DatasetDict:
+    """Load splits of a Hub dataset, failing at once (not after retries) when the Hub is unreachable."""
+    if hub_is_offline():
+        raise DataError(
+            f"cannot load {dataset!r} from the Hugging Face Hub: offline (HF_HUB_OFFLINE set or the Hub is "
+            f"unreachable). Point --data-dir or ${DATA_DIR_ENV} at a folder with <name>/<split>.parquet files "
+            "in the same schema (for example ../shared/data), or use --data-dir sample for the bundled slices."
+        )
+    return DatasetDict({split: load_dataset(dataset, dataset_config, split=split) for split in splits})
+
+
+def check_columns(splits: DatasetDict, required: list[str], origin: str) -> None:
+    for name, split in splits.items():
+        missing = [column for column in required if column not in split.column_names]
+        if missing:
+            raise DataError(
+                f"{origin} split {name!r} lacks column(s) {missing}; it has {split.column_names}. "
+                "Set `data.text_column` / `data.label_column`, or fix the file."
+            )
+
+
+def take(split: Dataset, limit: int | None, seed: int) -> Dataset:
+    """The first `limit` rows after a seeded shuffle (all rows, unshuffled, when `limit` is None)."""
+    if limit is None or limit >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(limit))
+
+
+def load_task_splits(
+    config: DataConfig, data_dir: str | os.PathLike | None, required_columns: list[str]
+) -> DatasetDict:
+    """Load train / validation / test for a recipe, carving validation from train when none is named."""
+    splits = [config.train_split, config.test_split] + ([config.validation_split] if config.validation_split else [])
+    resolved_dir = resolve_data_dir(data_dir)
+    if resolved_dir is not None:
+        raw = load_split_files(resolved_dir, config.local_name, splits)
+        origin = str(resolved_dir / config.local_name)
+    else:
+        raw = load_hub_splits(config.dataset, config.dataset_config, splits)
+        origin = config.dataset
+    check_columns(raw, required_columns, origin)
+
+    train = raw[config.train_split]
+    if config.validation_split:
+        validation = raw[config.validation_split]
+    else:
+        size = config.validation_size if config.validation_size < 1 else int(config.validation_size)
+        carved = train.train_test_split(test_size=size, seed=config.seed, shuffle=True)
+        train, validation = carved["train"], carved["test"]
+    return DatasetDict(
+        train=take(train, config.max_train_samples, config.seed),
+        validation=take(validation, config.max_eval_samples, config.seed),
+        test=take(raw[config.test_split], config.max_test_samples, config.seed),
+    )
+
+
+def load_eval_split(config: DataConfig, data_dir: str | os.PathLike | None, split: str, required: list[str]) -> Dataset:
+    """Load one named split (any file in the local folder, or a Hub split) for evaluation."""
+    resolved_dir = resolve_data_dir(data_dir)
+    if resolved_dir is not None:
+        dataset = load_split_files(resolved_dir, config.local_name, [split])[split]
+        origin = str(resolved_dir / config.local_name)
+    else:
+        hub_split = HUB_SPLIT_ALIASES.get(config.dataset, {}).get(split, split)
+        dataset = load_hub_splits(config.dataset, config.dataset_config, [hub_split])[hub_split]
+        origin = config.dataset
+    check_columns(DatasetDict({split: dataset}), required, origin)
+    return dataset
+
+
+# Named datasets for `hf-rnn evaluate --dataset NAME`: the Hub id for users, the local folder for us, and the
+# Hub split that holds a local file's content where their names differ (newstest2014 is wmt14's `test`).
+DATASET_PRESETS: dict[str, DataConfig] = {
+    "imdb": DataConfig(dataset="stanfordnlp/imdb", local_name="imdb"),
+    "multi30k": DataConfig(dataset="bentrevett/multi30k", local_name="multi30k", validation_split="validation"),
+    "wmt14": DataConfig(dataset="wmt/wmt14", dataset_config="de-en", local_name="wmt-newstest"),
+}
+HUB_SPLIT_ALIASES: dict[str, dict[str, str]] = {
+    "wmt/wmt14": {"newstest2013": "validation", "newstest2014": "test"},
+}

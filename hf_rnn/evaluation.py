@@ -1,0 +1,97 @@
+"""`hf-rnn evaluate`: score a saved model on any split, with bounded memory and a progress bar."""
+
+import dataclasses
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+from .data import DATASET_PRESETS, DataConfig, load_eval_split
+from .metrics import classification_metrics
+from .training import peak_rss_mb
+
+
+def recipe_data_config(model_dir: str) -> DataConfig:
+    """The `data` section saved with a run (`recipe.yaml`), or the defaults when there is none."""
+    path = Path(model_dir) / "recipe.yaml"
+    if not path.is_file():
+        return DataConfig()
+    data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
+    return DataConfig(**data)
+
+
+def resolve_data_config(model_dir: str, dataset: str | None) -> DataConfig:
+    """`--dataset` as a preset name (imdb, multi30k, wmt14) or a Hub id; else the model's own recipe."""
+    base = recipe_data_config(model_dir)
+    if dataset is None:
+        return base
+    preset = DATASET_PRESETS.get(dataset) or DataConfig(dataset=dataset, local_name=dataset.split("/")[-1])
+    # Keep the run's column names and language direction; take the dataset location from the preset.
+    return dataclasses.replace(
+        base, dataset=preset.dataset, dataset_config=preset.dataset_config, local_name=preset.local_name
+    )
+
+
+def evaluate_classifier(model, tokenizer, split, data: DataConfig, batch_size: int) -> dict[str, Any]:
+    """Accuracy and macro-F1; texts are encoded in length order batch by batch, so memory stays bounded."""
+    texts = split[data.text_column]
+    labels = np.asarray(split[data.label_column])
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    predictions = np.empty(len(texts), dtype=np.int64)
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(order), batch_size), desc="Evaluating", unit="batch"):
+            index = order[start : start + batch_size]
+            encoded = tokenizer([texts[i] for i in index], truncation=True, padding=True, return_tensors="pt")
+            logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits
+            predictions[index] = logits.argmax(dim=-1).numpy()
+    return classification_metrics(predictions, labels)
+
+
+def evaluate_model(
+    model_dir: str,
+    split: str = "test",
+    dataset: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = 64,
+    max_samples: int | None = None,
+    num_beams: int = 5,
+    max_new_tokens: int = 100,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Load a saved model and its tokenizer, score it on `split`, and report speed and peak memory."""
+    if threads:
+        torch.set_num_threads(threads)
+    data = resolve_data_config(model_dir, dataset)
+    config = AutoConfig.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    started = time.perf_counter()
+    if config.model_type == "rnn_classifier":
+        split_data = load_eval_split(data, data_dir, split, [data.text_column, data.label_column])
+        if max_samples is not None:
+            split_data = split_data.select(range(min(max_samples, len(split_data))))
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        metrics = evaluate_classifier(model, tokenizer, split_data, data, batch_size)
+    else:
+        from .translation import evaluate_translator
+
+        split_data = load_eval_split(data, data_dir, split, ["translation"])
+        if max_samples is not None:
+            split_data = split_data.select(range(min(max_samples, len(split_data))))
+        metrics = evaluate_translator(model_dir, tokenizer, split_data, data, batch_size, num_beams, max_new_tokens)
+    elapsed = time.perf_counter() - started
+    return {
+        "model": str(model_dir),
+        "dataset": data.dataset if data_dir is None and not os.environ.get("HF_RNN_DATA_DIR") else data.local_name,
+        "split": split,
+        "examples": len(split_data),
+        **metrics,
+        "examples_per_second": round(len(split_data) / elapsed, 2),
+        "threads": torch.get_num_threads(),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }

@@ -1,0 +1,173 @@
+"""Training recipes: a YAML file with `task`, `model`, `tokenizer`, `data` and `training` sections.
+
+`model` holds the model config's own field names, `tokenizer` the fields of `TokenizerConfig`, `data` those
+of `DataConfig`, and `training` the `TrainingArguments` / `Seq2SeqTrainingArguments` field names plus the
+few hf_rnn training options of `RecipeTrainingOptions`. Any value can be overridden with
+`--set dotted.key=value`. Unknown keys and wrong types fail before anything is loaded or trained.
+"""
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .data import DataConfig
+from .tokenization import TokenizerConfig
+
+TASKS = ("classification", "translation")
+SECTIONS = ("task", "model", "tokenizer", "data", "training")
+
+
+class RecipeError(ValueError):
+    """A recipe or override is malformed; the message names the key and what is allowed."""
+
+
+@dataclasses.dataclass
+class RecipeTrainingOptions:
+    """hf_rnn options that live in the `training` section beside the `TrainingArguments` fields.
+
+    Args:
+        early_stopping_patience: evaluations without improvement before training stops (None: off).
+        teacher_forcing_schedule: translation only; `constant` keeps `model.teacher_forcing_ratio`,
+            `linear` lowers it linearly to `teacher_forcing_final` over training.
+        teacher_forcing_final: final teacher forcing ratio of the linear schedule.
+        generation_num_beams: beam size for evaluation and prediction (translation).
+        generation_max_new_tokens: max new tokens when generating (translation).
+        threads: torch intra-op threads per process (None: leave torch's default).
+    """
+
+    early_stopping_patience: int | None = None
+    teacher_forcing_schedule: str = "constant"
+    teacher_forcing_final: float = 1.0
+    generation_num_beams: int = 1
+    generation_max_new_tokens: int = 100
+    threads: int | None = None
+
+
+@dataclasses.dataclass
+class Recipe:
+    task: str
+    model: dict[str, Any]
+    tokenizer: TokenizerConfig
+    data: DataConfig
+    training: dict[str, Any]
+    options: RecipeTrainingOptions
+    raw: dict[str, Any]
+
+    def to_yaml(self) -> str:
+        """The resolved recipe (after overrides) as YAML."""
+        return yaml.safe_dump(self.raw, sort_keys=False, allow_unicode=True)
+
+
+def parse_override(assignment: str) -> tuple[list[str], Any]:
+    """`training.learning_rate=2e-3` -> (["training", "learning_rate"], 0.002)."""
+    if "=" not in assignment:
+        raise RecipeError(f"--set expects dotted.key=value, got {assignment!r}.")
+    key, value = assignment.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise RecipeError(f"--set key {key!r} has an empty part.")
+    parsed = yaml.safe_load(value) if value.strip() else None
+    if isinstance(parsed, str) and parsed.lower() in ("inf", "-inf", "nan"):
+        parsed = float(parsed)
+    return path, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for assignment in overrides:
+        path, value = parse_override(assignment)
+        if path[0] not in SECTIONS:
+            raise RecipeError(f"--set {'.'.join(path)}: unknown section {path[0]!r}; sections are {list(SECTIONS)}.")
+        node = raw
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"--set {'.'.join(path)}: {part!r} is not a section.")
+        node[path[-1]] = value
+    return raw
+
+
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Check `value` against a dataclass field annotation (ints are accepted for floats)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, key)
+            except RecipeError as error:
+                errors.append(error)
+        raise errors[0]
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool) and not (
+        isinstance(value, annotation) and not (annotation is int and isinstance(value, bool))
+    ):
+        raise RecipeError(f"`{key}` must be of type {annotation.__name__}, got {value!r} ({type(value).__name__}).")
+    return value
+
+
+def build_section(cls: type, values: dict[str, Any] | None, section: str) -> Any:
+    """Instantiate a dataclass section, naming unknown keys and type errors."""
+    values = dict(values or {})
+    fields = {field.name: field for field in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise RecipeError(f"unknown key(s) in `{section}`: {unknown}. Allowed: {sorted(fields)}.")
+    hints = typing.get_type_hints(cls)
+    checked = {name: coerce(value, hints[name], f"{section}.{name}") for name, value in values.items()}
+    try:
+        return cls(**checked)
+    except ValueError as error:
+        raise RecipeError(str(error)) from error
+
+
+def split_training_section(values: dict[str, Any] | None) -> tuple[dict[str, Any], RecipeTrainingOptions]:
+    values = dict(values or {})
+    option_names = {field.name for field in dataclasses.fields(RecipeTrainingOptions)}
+    options = {name: values.pop(name) for name in list(values) if name in option_names}
+    return values, build_section(RecipeTrainingOptions, options, "training")
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """Read a recipe YAML, apply `--set` overrides and validate every section."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file {str(path)!r} not found.")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path} must hold a mapping with sections {list(SECTIONS)}.")
+    return recipe_from_dict(apply_overrides(raw, overrides or []))
+
+
+def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise RecipeError(f"unknown recipe section(s) {unknown}; sections are {list(SECTIONS)}.")
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise RecipeError(f"`task` must be one of {list(TASKS)}, got {task!r}.")
+    for section in ("model", "tokenizer", "data", "training"):
+        if not isinstance(raw.get(section) or {}, dict):
+            raise RecipeError(f"section `{section}` must be a mapping.")
+    training, options = split_training_section(raw.get("training"))
+    return Recipe(
+        task=task,
+        model=dict(raw.get("model") or {}),
+        tokenizer=build_section(TokenizerConfig, raw.get("tokenizer"), "tokenizer"),
+        data=build_section(DataConfig, raw.get("data"), "data"),
+        training=training,
+        options=options,
+        raw=raw,
+    )

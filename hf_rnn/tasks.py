@@ -1,0 +1,126 @@
+"""What differs between the two model families inside the one training path (`training.train`).
+
+Each task adapter says which columns it needs, what text the tokenizer learns from, how examples are
+encoded, which model, collator, metrics and Trainer class it uses. The loop itself lives in `training`.
+"""
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import ClassLabel, Dataset
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from .data import DataConfig
+from .metrics import classification_metrics
+from .model_card import write_model_card
+from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+from .recipe import Recipe, RecipeError
+
+
+def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, Any]):
+    """Instantiate a model config from the recipe's `model` section plus values fixed by the data.
+
+    Keys the data decides (vocabulary size, special token ids, labels) may not be set in the recipe.
+    """
+    clashes = sorted(set(values) & set(fixed))
+    if clashes:
+        raise RecipeError(f"`model` must not set {clashes}: they come from the tokenizer and the data.")
+    try:
+        return config_class(**values, **fixed)
+    except (TypeError, ValueError) as error:
+        raise RecipeError(f"invalid `model` section: {error}") from error
+
+
+class TaskAdapter:
+    arguments_class: type = TrainingArguments
+    trainer_class: type = Trainer
+    model_family: str = ""
+
+    def required_columns(self, data: DataConfig) -> list[str]:
+        raise NotImplementedError
+
+    def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
+        raise NotImplementedError
+
+    def preprocess_function(self, tokenizer, data: DataConfig) -> Callable[[dict], dict]:
+        raise NotImplementedError
+
+    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset):
+        raise NotImplementedError
+
+    def collator(self, tokenizer, model):
+        return DataCollatorWithPadding(tokenizer)
+
+    def metrics_function(self, tokenizer) -> Callable:
+        raise NotImplementedError
+
+    def training_defaults(self, recipe: Recipe) -> dict[str, Any]:
+        return {}
+
+    def callbacks(self, recipe: Recipe) -> list:
+        return []
+
+    def generation_kwargs(self, recipe: Recipe) -> dict[str, Any]:
+        return {}
+
+    def write_model_card(self, output_dir: Path, recipe: Recipe, results: dict[str, Any]) -> None:
+        write_model_card(output_dir, self.model_family, recipe, results)
+
+
+def label_names(split: Dataset, column: str) -> list[str]:
+    """Label names from a `ClassLabel` feature, else the sorted distinct values."""
+    feature = split.features[column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    return [str(value) for value in sorted(set(split[column]))]
+
+
+class ClassificationTask(TaskAdapter):
+    model_family = "rnn_classifier"
+
+    def required_columns(self, data: DataConfig) -> list[str]:
+        return [data.text_column, data.label_column]
+
+    def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
+        for batch in train_split.iter(batch_size=1000):
+            yield from batch[data.text_column]
+
+    def preprocess_function(self, tokenizer, data: DataConfig) -> Callable[[dict], dict]:
+        def encode(batch: dict) -> dict:
+            encoded = tokenizer(batch[data.text_column], truncation=True)
+            encoded["labels"] = batch[data.label_column]
+            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+            return encoded
+
+        return encode
+
+    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset) -> RnnForSequenceClassification:
+        names = label_names(train_split, recipe.data.label_column)
+        labels = np.asarray(train_split[recipe.data.label_column])
+        if labels.min() < 0 or labels.max() >= len(names):
+            raise RecipeError(
+                f"labels in column {recipe.data.label_column!r} must be in [0, {len(names)}), "
+                f"found {labels.min()}..{labels.max()}."
+            )
+        fixed = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "id2label": dict(enumerate(names)),
+            "label2id": {name: index for index, name in enumerate(names)},
+        }
+        return RnnForSequenceClassification(build_config(RnnClassifierConfig, recipe.model, fixed))
+
+    def metrics_function(self, tokenizer) -> Callable:
+        def compute(prediction) -> dict[str, float]:
+            logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+            return classification_metrics(np.argmax(logits, axis=-1), prediction.label_ids)
+
+        return compute
+
+    def training_defaults(self, recipe: Recipe) -> dict[str, Any]:
+        return {"metric_for_best_model": "accuracy", "greater_is_better": True}
+
+
+TASK_ADAPTERS: dict[str, TaskAdapter] = {"classification": ClassificationTask()}

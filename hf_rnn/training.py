@@ -1,0 +1,175 @@
+"""One training path for both model families: recipe -> data -> tokenizer -> model -> Trainer -> results.
+
+Run it as `hf-rnn train RECIPE.yaml --output-dir DIR` or `accelerate launch scripts/train.py RECIPE.yaml ...`.
+What a run leaves in its output dir: the model (safetensors) and its config, the tokenizer, `recipe.yaml`
+(the resolved recipe), `train_results.json`, `eval_results.json`, `test_results.json`, `all_results.json`,
+`trainer_state.json` (the log history), checkpoints, and a model card `README.md`.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_seed
+
+from .data import DataConfig, load_task_splits
+from .recipe import Recipe, RecipeError
+from .tasks import TASK_ADAPTERS, TaskAdapter
+from .tokenization import train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+# Defaults a recipe's `training` section may override; chosen so that a run keeps its best checkpoint,
+# evaluates every epoch and never reaches for the network.
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "logging_strategy": "steps",
+    "logging_steps": 50,
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "report_to": [],
+    "train_sampling_strategy": "group_by_length",
+    "ddp_find_unused_parameters": False,
+    "use_cpu": not torch.cuda.is_available(),
+    "dataloader_num_workers": 0,
+    "seed": 42,
+}
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prepare_tokenizer(recipe: Recipe, adapter: TaskAdapter, train_split, output_dir: Path, is_main: bool):
+    """Learn the tokenizer on the training split (main process), or load the one already in `output_dir`.
+
+    Other processes, and a resumed run, load what the main process saved, so every rank uses the same vocabulary.
+    """
+    saved = output_dir / "tokenizer.json"
+    if saved.is_file() and not is_main:
+        return PreTrainedTokenizerFast.from_pretrained(output_dir)
+    started = time.perf_counter()
+    tokenizer = train_tokenizer(adapter.tokenizer_texts(train_split, recipe.data), recipe.tokenizer)
+    logger.info(
+        "learned a %d-token %s tokenizer in %.1f s",
+        len(tokenizer),
+        recipe.tokenizer.model,
+        time.perf_counter() - started,
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(output_dir)
+    return tokenizer
+
+
+def add_lengths(splits, adapter: TaskAdapter, tokenizer, data_config: DataConfig):
+    """Tokenize every split and add a `length` column (used for length-grouped batches)."""
+    return splits.map(
+        adapter.preprocess_function(tokenizer, data_config),
+        batched=True,
+        remove_columns=splits["train"].column_names,
+        desc="Tokenizing",
+    )
+
+
+def build_training_arguments(adapter: TaskAdapter, recipe: Recipe, output_dir: Path):
+    """`TrainingArguments` from the defaults and the recipe; unknown or invalid keys raise `RecipeError`."""
+    allowed = {field.name for field in dataclasses.fields(adapter.arguments_class) if field.init}
+    unknown = sorted(set(recipe.training) - allowed)
+    if unknown:
+        raise RecipeError(
+            f"unknown key(s) in `training`: {unknown}. Use {adapter.arguments_class.__name__} field names "
+            "or the hf_rnn options (early_stopping_patience, threads, ...)."
+        )
+    arguments = {**TRAINING_DEFAULTS, **adapter.training_defaults(recipe), **recipe.training}
+    try:
+        return adapter.arguments_class(output_dir=str(output_dir), **arguments)
+    except (TypeError, ValueError) as error:
+        raise RecipeError(f"invalid `training` section: {error}") from error
+
+
+def train(
+    recipe: Recipe,
+    output_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    resume: bool | str = False,
+) -> dict[str, float]:
+    """Train, evaluate on validation and test, save everything; returns the merged metrics."""
+    started = time.perf_counter()
+    output_dir = Path(output_dir)
+    if recipe.options.threads:
+        torch.set_num_threads(recipe.options.threads)
+    adapter = TASK_ADAPTERS[recipe.task]
+    args = build_training_arguments(adapter, recipe, output_dir)
+    set_seed(args.seed)
+
+    splits = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))
+    with args.main_process_first(desc="tokenizer"):
+        tokenizer = prepare_tokenizer(recipe, adapter, splits["train"], output_dir, args.process_index == 0)
+    with args.main_process_first(desc="tokenize datasets"):
+        encoded = add_lengths(splits, adapter, tokenizer, recipe.data)
+    # Evaluation order does not change metrics; sorting by length keeps padding (and time) low.
+    eval_split = encoded["validation"].sort("length")
+    test_split = encoded["test"].sort("length")
+
+    model = adapter.build_model(recipe, tokenizer, splits["train"])
+    callbacks = adapter.callbacks(recipe)
+    if recipe.options.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.options.early_stopping_patience))
+    trainer = adapter.trainer_class(
+        model=model,
+        args=args,
+        train_dataset=encoded["train"],
+        eval_dataset=eval_split,
+        processing_class=tokenizer,
+        data_collator=adapter.collator(tokenizer, model),
+        compute_metrics=adapter.metrics_function(tokenizer),
+        callbacks=callbacks,
+    )
+    if args.process_index == 0:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+
+    checkpoint = resume if isinstance(resume, str) else (True if resume else None)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+
+    train_metrics = dict(train_result.metrics)
+    train_metrics["train_examples"] = len(encoded["train"])
+    # Measured on what was actually seen (early stopping may end training before num_train_epochs).
+    epochs_seen = trainer.state.epoch or 0.0
+    runtime = max(train_metrics["train_runtime"], 1e-9)
+    train_metrics["train_examples_seen_per_second"] = round(epochs_seen * len(encoded["train"]) / runtime, 2)
+    train_metrics["train_tokens_seen_per_second"] = round(epochs_seen * sum(encoded["train"]["length"]) / runtime, 1)
+    train_metrics["threads"] = torch.get_num_threads()
+    train_metrics["world_size"] = args.world_size
+    trainer.log_metrics("train", train_metrics)
+    trainer.save_metrics("train", train_metrics)
+
+    eval_metrics = trainer.evaluate(eval_dataset=eval_split, **adapter.generation_kwargs(recipe))
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("eval", eval_metrics)
+
+    test_output = trainer.predict(test_split, metric_key_prefix="test", **adapter.generation_kwargs(recipe))
+    test_metrics = dict(test_output.metrics)
+    test_metrics["test_examples"] = len(test_split)
+    test_metrics["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    test_metrics["wall_time_s"] = round(time.perf_counter() - started, 1)
+    trainer.log_metrics("test", test_metrics)
+    trainer.save_metrics("test", test_metrics)
+
+    if trainer.is_world_process_zero():
+        adapter.write_model_card(output_dir, recipe, read_results(output_dir))
+    return read_results(output_dir)
+
+
+def read_results(output_dir: str | os.PathLike) -> dict[str, float]:
+    path = Path(output_dir) / "all_results.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
