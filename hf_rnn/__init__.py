@@ -17,6 +17,7 @@ from .models.rnn_seq2seq import (
     RnnSeq2SeqForConditionalGeneration,
     RnnSeq2SeqPreTrainedModel,
 )
+from .pipelines import RnnTranslationPipeline, register_pipelines
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ AutoModelForSequenceClassification.register(RnnClassifierConfig, RnnForSequenceC
 AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
 AutoModel.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
+register_pipelines()
 
 __all__ = [
     "RnnClassifierConfig",
@@ -33,6 +35,7 @@ __all__ = [
     "RnnClassifierPreTrainedModel",
     "RnnForSequenceClassification",
     "RnnSeq2SeqCache",
+    "RnnTranslationPipeline",
     "RnnSeq2SeqConfig",
     "RnnSeq2SeqForConditionalGeneration",
     "RnnSeq2SeqPreTrainedModel",

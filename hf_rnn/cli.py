@@ -88,11 +88,64 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_translate_parser(subparsers) -> None:
+    parser = subparsers.add_parser("translate", help="translate texts with a saved encoder-decoder")
+    parser.add_argument("model", help="a saved model directory (or Hub id)")
+    parser.add_argument("texts", nargs="*", help="texts to translate (default: one per line on stdin)")
+    parser.add_argument("--num-beams", type=int, default=5)
+    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument("--plot-attention", metavar="FILE.png", help="draw the attention of the first text")
+    parser.set_defaults(handler=run_translate)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    from .translation import generate_translations, plot_attention, translate_with_attention
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
+    translations = generate_translations(
+        model, tokenizer, texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, progress=False
+    )
+    for translation in translations:
+        print(translation)
+    if args.plot_attention and texts:
+        result = translate_with_attention(model, tokenizer, texts[0], args.num_beams, args.max_new_tokens)
+        if result["weights"] is None:
+            raise RecipeError("this model has no attention (attention_type: none): nothing to plot.")
+        plot_attention(result["weights"], result["source_tokens"], result["target_tokens"], args.plot_attention)
+        print(f"attention heatmap written to {args.plot_attention}", file=sys.stderr)
+    return 0
+
+
+def add_classify_parser(subparsers) -> None:
+    parser = subparsers.add_parser("classify", help="classify texts with a saved classifier")
+    parser.add_argument("model", help="a saved model directory (or Hub id)")
+    parser.add_argument("texts", nargs="*", help="texts to classify (default: one per line on stdin)")
+    parser.set_defaults(handler=run_classify)
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from transformers import pipeline
+
+    import hf_rnn  # noqa: F401  (registers the Auto classes)
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
+    classifier = pipeline("text-classification", model=args.model, truncation=True)
+    for text, result in zip(texts, classifier(texts)):
+        print(json.dumps({"text": text[:80], **result}, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-rnn", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
     add_evaluate_parser(subparsers)
+    add_translate_parser(subparsers)
+    add_classify_parser(subparsers)
     return parser
 
 

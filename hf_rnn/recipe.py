@@ -46,6 +46,19 @@ class RecipeTrainingOptions:
     generation_max_new_tokens: int = 100
     threads: int | None = None
 
+    def __post_init__(self):
+        if self.teacher_forcing_schedule not in ("constant", "linear"):
+            raise ValueError(
+                "`training.teacher_forcing_schedule` must be one of ['constant', 'linear'], "
+                f"got {self.teacher_forcing_schedule!r}."
+            )
+        if not 0.0 <= self.teacher_forcing_final <= 1.0:
+            raise ValueError(f"`training.teacher_forcing_final` must be in [0, 1], got {self.teacher_forcing_final}.")
+        if self.generation_num_beams < 1 or self.generation_max_new_tokens < 1:
+            raise ValueError("`training.generation_num_beams` and `generation_max_new_tokens` must be >= 1.")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"`training.threads` must be >= 1, got {self.threads}.")
+
 
 @dataclasses.dataclass
 class Recipe:

@@ -10,12 +10,21 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import (
+    DataCollatorForSeq2Seq,
+    DataCollatorWithPadding,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
 
 from .data import DataConfig
-from .metrics import classification_metrics
+from .metrics import classification_metrics, translation_metrics
 from .model_card import write_model_card
 from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .recipe import Recipe, RecipeError
 
 
@@ -123,4 +132,108 @@ class ClassificationTask(TaskAdapter):
         return {"metric_for_best_model": "accuracy", "greater_is_better": True}
 
 
-TASK_ADAPTERS: dict[str, TaskAdapter] = {"classification": ClassificationTask()}
+class TeacherForcingScheduleCallback(TrainerCallback):
+    """Lowers `model.config.teacher_forcing_ratio` linearly from its start value to `final` over training."""
+
+    def __init__(self, final: float):
+        self.final = final
+        self.start: float | None = None
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        config = model.config
+        if self.start is None:
+            self.start = config.teacher_forcing_ratio
+        progress = state.global_step / max(state.max_steps, 1)
+        config.teacher_forcing_ratio = self.start + (self.final - self.start) * progress
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.start is not None:
+            model.config.teacher_forcing_ratio = self.start
+
+
+class TranslationTask(TaskAdapter):
+    """Sentence-pair translation from a `translation` column of `{lang: text}` dicts (the Hub schema)."""
+
+    arguments_class = Seq2SeqTrainingArguments
+    trainer_class = Seq2SeqTrainer
+    model_family = "rnn_seq2seq"
+
+    def required_columns(self, data: DataConfig) -> list[str]:
+        return ["translation"]
+
+    def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
+        """Both languages: one joint vocabulary, so source and target embeddings can be shared."""
+        for batch in train_split.iter(batch_size=1000):
+            for pair in batch["translation"]:
+                yield pair[data.source_lang]
+                yield pair[data.target_lang]
+
+    def preprocess_function(self, tokenizer, data: DataConfig) -> Callable[[dict], dict]:
+        def encode(batch: dict) -> dict:
+            sources = [pair[data.source_lang] for pair in batch["translation"]]
+            targets = [pair[data.target_lang] for pair in batch["translation"]]
+            encoded = tokenizer(sources, text_target=targets, truncation=True)
+            encoded["length"] = [len(s) + len(t) for s, t in zip(encoded["input_ids"], encoded["labels"])]
+            return encoded
+
+        return encode
+
+    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset) -> RnnSeq2SeqForConditionalGeneration:
+        fixed = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "decoder_start_token_id": tokenizer.bos_token_id,
+        }
+        model = RnnSeq2SeqForConditionalGeneration(build_config(RnnSeq2SeqConfig, recipe.model, fixed))
+        generation = model.generation_config
+        generation.num_beams = recipe.options.generation_num_beams
+        generation.max_new_tokens = recipe.options.generation_max_new_tokens
+        return model
+
+    def collator(self, tokenizer, model):
+        return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
+
+    def metrics_function(self, tokenizer) -> Callable:
+        def compute(prediction) -> dict[str, float]:
+            hypotheses = decode_token_ids(tokenizer, prediction.predictions)
+            references = decode_token_ids(tokenizer, prediction.label_ids)
+            scores = translation_metrics(hypotheses, references)
+            return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+
+        return compute
+
+    def training_defaults(self, recipe: Recipe) -> dict[str, Any]:
+        return {
+            "predict_with_generate": True,
+            "metric_for_best_model": "bleu",
+            "greater_is_better": True,
+            "generation_num_beams": recipe.options.generation_num_beams,
+        }
+
+    def callbacks(self, recipe: Recipe) -> list:
+        if recipe.options.teacher_forcing_schedule == "linear":
+            return [TeacherForcingScheduleCallback(recipe.options.teacher_forcing_final)]
+        return []
+
+    def generation_kwargs(self, recipe: Recipe) -> dict[str, Any]:
+        return {
+            "num_beams": recipe.options.generation_num_beams,
+            "max_new_tokens": recipe.options.generation_max_new_tokens,
+        }
+
+
+def decode_token_ids(tokenizer, token_ids: np.ndarray) -> list[str]:
+    """Detokenised strings from generated ids or labels; -100 and everything after the first EOS are dropped."""
+    texts = []
+    for row in np.asarray(token_ids):
+        row = row[row != -100]
+        eos_positions = np.flatnonzero(row == tokenizer.eos_token_id)
+        if len(eos_positions):
+            row = row[: eos_positions[0]]
+        texts.append(tokenizer.decode(row.tolist(), skip_special_tokens=True).strip())
+    return texts
+
+
+TASK_ADAPTERS: dict[str, TaskAdapter] = {"classification": ClassificationTask(), "translation": TranslationTask()}
