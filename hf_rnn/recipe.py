@@ -84,8 +84,12 @@ def parse_override(assignment: str) -> tuple[list[str], Any]:
     if not all(path):
         raise RecipeError(f"--set key {key!r} has an empty part.")
     parsed = yaml.safe_load(value) if value.strip() else None
-    if isinstance(parsed, str) and parsed.lower() in ("inf", "-inf", "nan"):
-        parsed = float(parsed)
+    if isinstance(parsed, str):
+        # YAML 1.1 reads `2e-3` (no dot) as a string; a number was meant.
+        try:
+            parsed = float(parsed)
+        except ValueError:
+            pass
     return path, parsed
 
 

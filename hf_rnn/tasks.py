@@ -45,7 +45,14 @@ def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, An
 class TaskAdapter:
     arguments_class: type = TrainingArguments
     trainer_class: type = Trainer
+    config_class: type
     model_family: str = ""
+    # Stand-ins for the values the tokenizer and data decide, to validate a `model` section up front.
+    placeholder_fixed: dict[str, Any] = {"vocab_size": 1000, "pad_token_id": 0}
+
+    def validate_model_section(self, recipe: Recipe) -> None:
+        """Fail on a bad `model` section before any data is read or tokenizer trained."""
+        build_config(self.config_class, recipe.model, self.placeholder_fixed)
 
     def required_columns(self, data: DataConfig) -> list[str]:
         raise NotImplementedError
@@ -87,6 +94,7 @@ def label_names(split: Dataset, column: str) -> list[str]:
 
 
 class ClassificationTask(TaskAdapter):
+    config_class = RnnClassifierConfig
     model_family = "rnn_classifier"
 
     def required_columns(self, data: DataConfig) -> list[str]:
@@ -156,7 +164,15 @@ class TranslationTask(TaskAdapter):
 
     arguments_class = Seq2SeqTrainingArguments
     trainer_class = Seq2SeqTrainer
+    config_class = RnnSeq2SeqConfig
     model_family = "rnn_seq2seq"
+    placeholder_fixed = {
+        "vocab_size": 1000,
+        "pad_token_id": 0,
+        "bos_token_id": 2,
+        "eos_token_id": 3,
+        "decoder_start_token_id": 2,
+    }
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return ["translation"]

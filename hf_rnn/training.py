@@ -89,6 +89,10 @@ def build_training_arguments(adapter: TaskAdapter, recipe: Recipe, output_dir: P
             "or the hf_rnn options (early_stopping_patience, threads, ...)."
         )
     arguments = {**TRAINING_DEFAULTS, **adapter.training_defaults(recipe), **recipe.training}
+    # YAML 1.1 reads a bare `no` as False; `eval_strategy: no` means the strategy "no".
+    arguments = {
+        key: "no" if key.endswith("_strategy") and value is False else value for key, value in arguments.items()
+    }
     try:
         return adapter.arguments_class(output_dir=str(output_dir), **arguments)
     except (TypeError, ValueError) as error:
@@ -107,6 +111,7 @@ def train(
     if recipe.options.threads:
         torch.set_num_threads(recipe.options.threads)
     adapter = TASK_ADAPTERS[recipe.task]
+    adapter.validate_model_section(recipe)
     args = build_training_arguments(adapter, recipe, output_dir)
     set_seed(args.seed)
 

@@ -1,0 +1,236 @@
+"""End-to-end training on real data slices (bundled with the package), through the CLI and the library."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
+import hf_rnn  # noqa: F401
+from hf_rnn.cli import main as cli_main
+from hf_rnn.recipe import load_recipe
+from hf_rnn.training import train
+
+REPO = Path(__file__).resolve().parent.parent
+IMDB_QUICK = [
+    "training.num_train_epochs=3",
+    "training.threads=1",
+    "data.max_train_samples=2500",
+    "tokenizer.model_max_length=128",
+    "tokenizer.vocab_size=6000",
+]
+M30K_QUICK = ["training.num_train_epochs=4", "data.max_eval_samples=100", "data.max_test_samples=300"]
+
+
+@pytest.fixture(scope="module")
+def imdb_run(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("imdb-tiny")
+    recipe = load_recipe(REPO / "configs" / "imdb_tiny.yaml", IMDB_QUICK)
+    train(recipe, output_dir, data_dir="sample")
+    return output_dir
+
+
+@pytest.fixture(scope="module")
+def m30k_run(tmp_path_factory) -> Path:
+    output_dir = tmp_path_factory.mktemp("m30k-tiny")
+    recipe = load_recipe(REPO / "configs" / "multi30k_tiny.yaml", M30K_QUICK)
+    train(recipe, output_dir, data_dir="sample")
+    return output_dir
+
+
+@pytest.mark.slow
+def test_imdb_slice_training_beats_chance_and_writes_a_full_run(imdb_run):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "tokenizer.json",
+        "recipe.yaml",
+        "README.md",
+        "all_results.json",
+        "train_results.json",
+        "eval_results.json",
+        "test_results.json",
+    ):
+        assert (imdb_run / name).is_file(), name
+    results = json.loads((imdb_run / "test_results.json").read_text())
+    assert results["test_accuracy"] > 0.65, results
+    assert results["test_examples"] == 1000
+    card = (imdb_run / "README.md").read_text()
+    assert f"{results['test_accuracy']}" in card
+    assert "max_train_samples: 2500" in (imdb_run / "recipe.yaml").read_text()
+    # the best checkpoint (by validation accuracy) was kept and loaded at the end
+    state = json.loads(next(imdb_run.glob("checkpoint-*/trainer_state.json")).read_text())
+    assert state["best_metric"] is not None
+
+
+@pytest.mark.slow
+def test_evaluate_cli_reproduces_the_training_test_accuracy(imdb_run, tmp_path, capsys):
+    out = tmp_path / "test.json"
+    code = cli_main(["evaluate", str(imdb_run), "--data-dir", "sample", "--split", "test", "--json", str(out)])
+    assert code == 0
+    metrics = json.loads(out.read_text())
+    trained = json.loads((imdb_run / "test_results.json").read_text())
+    assert metrics["accuracy"] == pytest.approx(trained["test_accuracy"], abs=1e-9)
+    assert metrics["examples"] == 1000 and metrics["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_classify_cli_and_pipeline_on_the_trained_model(imdb_run, capsys):
+    assert cli_main(["classify", str(imdb_run), "A wonderful, moving film.", ""]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line["label"] in ("neg", "pos") for line in lines] == [True, True]
+    classifier = pipeline("text-classification", model=str(imdb_run))
+    assert classifier("This was a terrible, boring waste of time.")[0]["label"] == "neg"
+
+
+@pytest.mark.slow
+def test_multi30k_slice_training_gives_bleu_above_zero(m30k_run):
+    results = json.loads((m30k_run / "test_results.json").read_text())
+    assert results["test_bleu"] > 1.0, results
+    assert results["test_examples"] == 300
+
+
+@pytest.mark.slow
+def test_translation_pipeline_generate_and_heatmap(m30k_run, tmp_path, capsys):
+    tokenizer = AutoTokenizer.from_pretrained(m30k_run)
+    model = AutoModelForSeq2SeqLM.from_pretrained(m30k_run)
+    batch = tokenizer(["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."], return_tensors="pt", padding=True)
+    outputs = tokenizer.batch_decode(model.generate(**batch, num_beams=5, max_new_tokens=30), skip_special_tokens=True)
+    assert len(outputs) == 2 and all(text.strip() for text in outputs)
+    translator = pipeline("rnn-translation", model=str(m30k_run))
+    results = translator(["Ein Hund läuft.", "", "Ein " * 500], num_beams=3, max_new_tokens=20)
+    assert [len(r) for r in results] == [1, 1, 1]
+    assert results[1][0]["translation_text"] == ""
+    heatmap = tmp_path / "attention.png"
+    code = cli_main(["translate", str(m30k_run), "Ein Hund läuft über die Wiese.", "--plot-attention", str(heatmap)])
+    assert code == 0
+    assert heatmap.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert capsys.readouterr().out.strip()
+
+
+@pytest.mark.slow
+def test_newstest_evaluation_path(m30k_run, tmp_path):
+    out = tmp_path / "wmt.json"
+    code = cli_main(
+        [
+            "evaluate",
+            str(m30k_run),
+            "--data-dir",
+            "sample",
+            "--dataset",
+            "wmt14",
+            "--split",
+            "newstest2014",
+            "--num-beams",
+            "2",
+            "--max-samples",
+            "40",
+            "--json",
+            str(out),
+        ]
+    )
+    assert code == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["examples"] == 40 and metrics["bleu"] >= 0
+    assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+
+
+def test_cli_reports_bad_recipes_without_a_traceback(capsys):
+    code = cli_main(
+        [
+            "train",
+            str(REPO / "configs" / "imdb_tiny.yaml"),
+            "--output-dir",
+            "/tmp/never",
+            "--set",
+            "model.cell_type=transformer",
+            "--data-dir",
+            "sample",
+        ]
+    )
+    assert code == 2
+    assert "cell_type" in capsys.readouterr().err
+
+
+def test_cli_reports_unknown_training_arguments(capsys):
+    code = cli_main(
+        [
+            "train",
+            str(REPO / "configs" / "imdb_tiny.yaml"),
+            "--output-dir",
+            "/tmp/never",
+            "--set",
+            "training.warmup_ratio=0.1",
+            "--data-dir",
+            "sample",
+        ]
+    )
+    assert code == 2
+    assert "warmup_ratio" in capsys.readouterr().err
+
+
+def test_cli_offline_without_local_data_fails_fast(capsys):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("HF_RNN_DATA_DIR", None)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hf_rnn.cli",
+            "train",
+            str(REPO / "configs" / "imdb_tiny.yaml"),
+            "--output-dir",
+            "/tmp/never",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "offline" in result.stderr and "--data-dir" in result.stderr
+
+
+@pytest.mark.slow
+def test_two_process_ddp_launch(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` on CPU starts 2 gloo ranks (see the README)."""
+    output_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(REPO / "scripts" / "train.py"),
+        str(REPO / "configs" / "imdb_tiny.yaml"),
+        "--output-dir",
+        str(output_dir),
+        "--data-dir",
+        "sample",
+        "--set",
+        "training.num_train_epochs=1",
+        "--set",
+        "training.threads=1",
+        "--set",
+        "data.max_train_samples=400",
+        "--set",
+        "data.max_test_samples=100",
+        "--set",
+        "tokenizer.model_max_length=64",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((output_dir / "all_results.json").read_text())
+    assert results["world_size"] == 2
+    assert results["test_examples"] == 100
