@@ -97,14 +97,21 @@ def load_split_files(data_dir: Path, local_name: str, splits: list[str]) -> Data
 
 
 def load_hub_splits(dataset: str, dataset_config: str | None, splits: list[str]) -> DatasetDict:
-    """Load splits of a Hub dataset, failing at once (not after retries) when the Hub is unreachable."""
+    """Load splits of a Hub dataset, failing at once (not after retries) when the Hub is unreachable.
+
+    Split names of the local files that the Hub dataset names differently (`newstest2014` is `wmt/wmt14`'s
+    `test`) are translated, and the result is keyed by the names asked for.
+    """
     if hub_is_offline():
         raise DataError(
             f"cannot load {dataset!r} from the Hugging Face Hub: offline (HF_HUB_OFFLINE set or the Hub is "
             f"unreachable). Point --data-dir or ${DATA_DIR_ENV} at a folder with <name>/<split>.parquet files "
             "in the same schema (for example ../shared/data), or use --data-dir sample for the bundled slices."
         )
-    return DatasetDict({split: load_dataset(dataset, dataset_config, split=split) for split in splits})
+    aliases = HUB_SPLIT_ALIASES.get(dataset, {})
+    return DatasetDict(
+        {split: load_dataset(dataset, dataset_config, split=aliases.get(split, split)) for split in splits}
+    )
 
 
 def check_columns(splits: DatasetDict, required: list[str], origin: str) -> None:
@@ -159,8 +166,7 @@ def load_eval_split(config: DataConfig, data_dir: str | os.PathLike | None, spli
         dataset = load_split_files(resolved_dir, config.local_name, [split])[split]
         origin = str(resolved_dir / config.local_name)
     else:
-        hub_split = HUB_SPLIT_ALIASES.get(config.dataset, {}).get(split, split)
-        dataset = load_hub_splits(config.dataset, config.dataset_config, [hub_split])[hub_split]
+        dataset = load_hub_splits(config.dataset, config.dataset_config, [split])[split]
         origin = config.dataset
     check_columns(DatasetDict({split: dataset}), required, origin)
     return dataset
