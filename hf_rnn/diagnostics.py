@@ -4,7 +4,7 @@
   the token at position t, on one batch. For a unidirectional classifier that reads the last state, the
   curve shows how much of the training signal reaches early tokens: the vanishing-gradient problem.
 - `compare_gradient_flow` does this for several models (RNN vs LSTM vs GRU), `plot_gradient_flow` draws
-  the curves, `write_json` keeps the numbers.
+  the curves (by position, or by distance from each sequence's last token), `write_json` keeps the numbers.
 - `GradientFlowCallback` records the profile during `Trainer` training, every N steps, on a fixed batch.
 - `gate_activity` / `plot_gate_activity` show the mean LSTM / GRU gate values per token, computed with the
   reference cells of `hf_rnn.cells` loaded from the model's first encoder layer.
@@ -76,6 +76,9 @@ def gradient_norms_per_step(
 
     Returns a dict of plain Python values:
         `grad_norm_per_step` (list of `max_len` floats), `num_sequences_per_step` (ints), `loss`,
+        `grad_norm_from_end` (list of `max_len` floats: entry k is ‖∂L/∂x‖ at each sequence's k-th token
+        before its own last token, averaged over the `num_sequences_per_step[k]` sequences longer than k;
+        it lines up mixed-length batches by their distance from the loss),
         `first_to_last_ratio` (median, the lower middle value for an even count, over sequences of ‖∂L/∂x_0‖ / ‖∂L/∂x_{len-1}‖, each sequence
         against its own last token; `None` if undefined), `parameter_grad_norm` (total gradient norm of the
         parameters) and, if `max_grad_norm` is given, `clipped_parameter_grad_norm` after
@@ -124,6 +127,10 @@ def gradient_norms_per_step(
     real = torch.arange(max_len, device=device) < lengths.unsqueeze(1)  # (batch, max_len)
     num_sequences = real.sum(dim=0)
     mean_norms = (step_norms * real).sum(dim=0) / num_sequences.clamp(min=1)
+    # Distance k from each row's own last token: position len - 1 - k (real where k < len).
+    from_end_positions = (lengths - 1).unsqueeze(1) - torch.arange(max_len, device=device)  # (batch, max_len)
+    from_end_norms = step_norms.gather(1, from_end_positions.clamp(min=0)) * real
+    mean_from_end = from_end_norms.sum(dim=0) / num_sequences.clamp(min=1)
     last_norms = step_norms.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)
     # The median, not the mean: ratios span orders of magnitude, and may be 0 where float32 underflows.
     first_to_last_ratio = float((step_norms[:, 0] / last_norms).median())
@@ -133,6 +140,7 @@ def gradient_norms_per_step(
         "loss": float(loss.detach()),
         "grad_norm_per_step": [float(value) for value in mean_norms],
         "num_sequences_per_step": [int(value) for value in num_sequences],
+        "grad_norm_from_end": [float(value) for value in mean_from_end],
         "first_to_last_ratio": finite_or_none(first_to_last_ratio),
         "parameter_grad_norm": total_norm,
     }
@@ -185,28 +193,67 @@ def compare_gradient_flow(
     return results
 
 
-def plot_gradient_flow(results: Mapping[str, dict], path: str | os.PathLike, title: str | None = None) -> Path:
+def clip_coefficient(result: Mapping) -> float | None:
+    """The factor by which gradient-norm clipping scales every gradient of a `gradient_norms_per_step` result.
+
+    `clip_grad_norm_` rescales all parameter gradients by one factor, `clipped / total` (1 when the total
+    is already below `max_grad_norm`), so the per-step profile keeps its shape and only moves down: clipping
+    tames exploding gradients, it cannot bring back vanished ones. `None` when the result holds no clipping.
+    """
+    clipped, total = result.get("clipped_parameter_grad_norm"), result.get("parameter_grad_norm")
+    if clipped is None or not total:
+        return None
+    return min(1.0, clipped / total)
+
+
+def plot_gradient_flow(
+    results: Mapping[str, dict],
+    path: str | os.PathLike,
+    title: str | None = None,
+    align: str = "start",
+    show_clipped: bool = False,
+) -> Path:
     """Write one PNG with the per-step gradient norm curves, linear (left) and log (right) y-scale.
 
     `results` is the output of `compare_gradient_flow` (`{label: {"grad_norm_per_step": [...], ...}}`).
-    Returns the path written.
+    `align="start"` plots against the token position t; `align="end"` plots `grad_norm_from_end` against the
+    number of steps back from each sequence's own last token (the readable view of mixed-length batches
+    for a classifier that reads the last state). `show_clipped` adds, dashed, each curve scaled by its
+    `clip_coefficient` (results measured with `max_grad_norm`). Returns the path written.
     """
+    if align not in ("start", "end"):
+        raise ValueError(f"`align` must be 'start' or 'end', got {align!r}.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A bare `Figure` renders with the Agg canvas and is never registered with pyplot: headless, no
     # global backend switch, nothing left open after saving.
     figure = Figure(figsize=(12, 4.5), layout="constrained")
     linear_axis, log_axis = figure.subplots(1, 2)
-    for label, result in results.items():
-        norms = result["grad_norm_per_step"]
+    colors = [f"C{index % 10}" for index in range(len(results))]
+    for color, (label, result) in zip(colors, results.items()):
+        norms = result["grad_norm_per_step"] if align == "start" else result["grad_norm_from_end"]
         ratio = result.get("first_to_last_ratio")
         legend = label if ratio is None else f"{label} (first / last token: {ratio:.2g})"
+        coefficient = clip_coefficient(result) if show_clipped else None
+        if coefficient is not None and coefficient >= 1.0:  # below the threshold: clipping changes nothing
+            legend += f"; unchanged by clipping to {result['max_grad_norm']:g}"
         for axis in (linear_axis, log_axis):
-            axis.plot(range(len(norms)), norms, label=legend, linewidth=1.2)
+            axis.plot(range(len(norms)), norms, label=legend, linewidth=1.2, color=color)
+            if coefficient is not None and coefficient < 1.0:
+                axis.plot(
+                    range(len(norms)),
+                    [value * coefficient for value in norms],
+                    label=f"{label} after clipping to {result['max_grad_norm']:g} (x{coefficient:.2g})",
+                    linewidth=1.0,
+                    linestyle="--",
+                    color=color,
+                )
+    x_label = "token position t" if align == "start" else "steps back from each sequence's last token"
+    y_label = "‖∂L/∂x_t‖" if align == "start" else "‖∂L/∂x‖ at that step"
     for axis, scale in ((linear_axis, "linear"), (log_axis, "log")):
         axis.set_yscale(scale)
-        axis.set_xlabel("token position t")
-        axis.set_ylabel("‖∂L/∂x_t‖")
+        axis.set_xlabel(x_label)
+        axis.set_ylabel(y_label)
         axis.set_title(f"{scale} scale")
         axis.grid(True, which="major", alpha=0.3)
         axis.legend(fontsize=8)
@@ -355,6 +402,7 @@ def plot_gate_activity(
 
 __all__ = [
     "GradientFlowCallback",
+    "clip_coefficient",
     "compare_gradient_flow",
     "fresh_classifier_configs",
     "gate_activity",
