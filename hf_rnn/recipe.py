@@ -37,6 +37,9 @@ class RecipeTrainingOptions:
         generation_num_beams: beam size for evaluation and prediction (translation).
         generation_max_new_tokens: max new tokens when generating (translation).
         threads: torch intra-op threads per process (None: leave torch's default).
+        gradient_flow_every: classification only; every N optimizer steps, record ‖∂L/∂x_t‖ per token
+            position on a fixed training batch into `<output_dir>/gradient_flow.json`
+            (`hf_rnn.diagnostics.GradientFlowCallback`; None: off).
     """
 
     early_stopping_patience: int | None = None
@@ -45,6 +48,7 @@ class RecipeTrainingOptions:
     generation_num_beams: int = 1
     generation_max_new_tokens: int = 100
     threads: int | None = None
+    gradient_flow_every: int | None = None
 
     def __post_init__(self):
         if self.teacher_forcing_schedule not in ("constant", "linear"):
@@ -58,6 +62,8 @@ class RecipeTrainingOptions:
             raise ValueError("`training.generation_num_beams` and `generation_max_new_tokens` must be >= 1.")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"`training.threads` must be >= 1, got {self.threads}.")
+        if self.gradient_flow_every is not None and self.gradient_flow_every < 1:
+            raise ValueError(f"`training.gradient_flow_every` must be >= 1, got {self.gradient_flow_every}.")
 
 
 @dataclasses.dataclass

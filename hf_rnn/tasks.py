@@ -139,6 +139,13 @@ class ClassificationTask(TaskAdapter):
     def training_defaults(self, recipe: Recipe) -> dict[str, Any]:
         return {"metric_for_best_model": "accuracy", "greater_is_better": True}
 
+    def callbacks(self, recipe: Recipe) -> list:
+        if recipe.options.gradient_flow_every is None:
+            return []
+        from .diagnostics import GradientFlowCallback
+
+        return [GradientFlowCallback(every_n_steps=recipe.options.gradient_flow_every)]
+
 
 class TeacherForcingScheduleCallback(TrainerCallback):
     """Lowers `model.config.teacher_forcing_ratio` linearly from its start value to `final` over training."""
