@@ -6,6 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import inspect_cli
 from .data import DataError
 from .recipe import RecipeError
 
@@ -146,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_translate_parser(subparsers)
     add_classify_parser(subparsers)
+    inspect_cli.add_diagnose_parser(subparsers)
+    inspect_cli.add_compare_cells_parser(subparsers)
+    inspect_cli.add_plot_parser(subparsers)
     return parser
 
 

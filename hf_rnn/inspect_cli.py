@@ -1,0 +1,595 @@
+"""`hf-rnn diagnose gradients|gates`, `hf-rnn compare-cells` and `hf-rnn plot`: look inside the recurrence.
+
+The measurements and figures live in `hf_rnn.diagnostics` and `hf_rnn.plotting`, the training in
+`hf_rnn.training.train` (the one training path); this module picks the data, runs them and writes the files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from .data import DataConfig, DataError
+from .recipe import Recipe, RecipeError
+
+CELL_TYPES = ("rnn", "lstm", "gru")
+DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "imdb_tiny.yaml"
+# Distances from the last token at which the gradient-flow summary reports the decay.
+SUMMARY_DISTANCES = (10, 50, 100, 200, 400)
+
+
+def parse_cells(text: str) -> list[str]:
+    """`"rnn,lstm"` -> `["rnn", "lstm"]`, refusing unknown or repeated cell types."""
+    cells = [cell.strip().lower() for cell in text.split(",") if cell.strip()]
+    unknown = [cell for cell in cells if cell not in CELL_TYPES]
+    if not cells or unknown or len(set(cells)) != len(cells):
+        raise argparse.ArgumentTypeError(f"expected distinct cell types from {list(CELL_TYPES)}, got {text!r}")
+    return cells
+
+
+def add_common_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        help="folder with <dataset>/<split>.parquet files, 'sample' for the bundled slices, or $HF_RNN_DATA_DIR",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value, e.g. --set model.hidden_size=128 (repeatable)",
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loading models and real batches
+
+
+def is_model_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / "config.json").is_file()
+
+
+def load_classifier(model_dir: str | os.PathLike):
+    """A saved `rnn_classifier` model (eval mode) and its tokenizer; other model types are refused."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    import hf_rnn  # noqa: F401  (registers the Auto classes)
+
+    config = AutoConfig.from_pretrained(model_dir)
+    if config.model_type != "rnn_classifier":
+        raise RecipeError(f"{model_dir} holds a {config.model_type!r} model; this works on rnn_classifier models.")
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    return model, AutoTokenizer.from_pretrained(model_dir)
+
+
+def pick_texts(
+    split, data: DataConfig, count: int, tokenizer, max_length: int, min_length: int = 0, seed: int = 0
+) -> tuple[list[str], list[int]]:
+    """`count` texts and labels drawn from `split` with a seeded shuffle, keeping those with at least
+    `min_length` tokens after truncation to `max_length` (so a plot can show long reviews only)."""
+    shuffled = split.shuffle(seed=seed)
+    texts, labels = [], []
+    for start in range(0, len(shuffled), 512):
+        chunk = shuffled[start : start + 512]
+        lengths = [
+            len(ids) for ids in tokenizer(chunk[data.text_column], truncation=True, max_length=max_length)["input_ids"]
+        ]
+        for text, label, length in zip(chunk[data.text_column], chunk[data.label_column], lengths):
+            if length >= min_length:
+                texts.append(text)
+                labels.append(int(label))
+        if len(texts) >= count:
+            return texts[:count], labels[:count]
+    if not texts:
+        raise DataError(f"no text in the split has at least {min_length} tokens (after truncation to {max_length}).")
+    return texts, labels
+
+
+def encode_batch(tokenizer, texts: list[str], labels: list[int], max_length: int) -> dict[str, torch.Tensor]:
+    """Right-padded `input_ids` / `attention_mask` `(batch, max_len)` and `labels` `(batch,)`."""
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+    return {
+        "input_ids": encoded["input_ids"],
+        "attention_mask": encoded["attention_mask"],
+        "labels": torch.tensor(labels),
+    }
+
+
+def diagnostic_model_section(model: dict, cell_type: str, recipe_architecture: bool) -> dict:
+    """The recipe's `model` section for `cell_type`; unless `recipe_architecture`, read left to right and
+    classified from the last state, the setting in which the gradient must travel back through every step."""
+    section = {**model, "cell_type": cell_type}
+    if not recipe_architecture:
+        section.update(bidirectional=False, pooling="last")
+    return section
+
+
+def fresh_models_from_recipe(recipe: Recipe, cells: Sequence[str], data_dir, recipe_architecture: bool, seed: int):
+    """Untrained classifiers (one per cell type, same sizes and seed) and the tokenizer learned as `train` would."""
+    from .data import load_task_splits
+    from .tasks import TASK_ADAPTERS
+    from .tokenization import train_tokenizer
+
+    adapter = TASK_ADAPTERS["classification"]
+    splits = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))
+    tokenizer = train_tokenizer(adapter.tokenizer_texts(splits["train"], recipe.data), recipe.tokenizer)
+    models = {}
+    for cell in cells:
+        cell_recipe = dataclasses.replace(
+            recipe, model=diagnostic_model_section(recipe.model, cell, recipe_architecture)
+        )
+        torch.manual_seed(seed)
+        models[cell] = (adapter.build_model(cell_recipe, tokenizer, splits["train"]).eval(), tokenizer)
+    return models
+
+
+def briefly_trained_models(
+    recipe_path: str,
+    overrides: list[str],
+    cells: Sequence[str],
+    train_steps: int,
+    work_dir: Path,
+    data_dir,
+    recipe_architecture: bool,
+    threads: int,
+) -> dict[str, Path]:
+    """Train one classifier per cell type for `train_steps` optimizer steps through `training.train`.
+
+    Same recipe for all (only `model.cell_type` differs; unidirectional last-state unless
+    `recipe_architecture`), no intermediate evaluation or checkpoints, 200-example validation and test
+    sets. Returns `{cell_type: saved model folder}`.
+    """
+    from .recipe import load_recipe
+    from .training import train
+
+    run_dirs = {}
+    for cell in cells:
+        cell_overrides = [
+            *overrides,
+            f"model.cell_type={cell}",
+            f"training.max_steps={train_steps}",
+            "training.eval_strategy=no",
+            "training.save_strategy=no",
+            "training.load_best_model_at_end=false",
+            "training.early_stopping_patience=null",
+            f"training.threads={threads}",
+            "training.disable_tqdm=true",
+            "data.max_eval_samples=200",
+            "data.max_test_samples=200",
+        ]
+        if not recipe_architecture:
+            cell_overrides += ["model.bidirectional=false", "model.pooling=last"]
+        run_dirs[cell] = work_dir / cell
+        train(load_recipe(recipe_path, cell_overrides), run_dirs[cell], data_dir=data_dir)
+    return run_dirs
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hf-rnn diagnose gradients
+
+
+def summarise_gradient_flow(result: dict) -> dict:
+    """‖∂L/∂x‖ at a few distances from the last token, and its ratio to the value at the last token."""
+    from_end = result["grad_norm_from_end"]
+    counts = result["num_sequences_per_step"]
+    at_distance = {"0": from_end[0]}
+    decay = {}
+    for distance in SUMMARY_DISTANCES:
+        if distance < len(from_end) and counts[distance] > 0:
+            at_distance[str(distance)] = from_end[distance]
+            decay[str(distance)] = from_end[distance] / from_end[0] if from_end[0] > 0 else None
+    return {"grad_norm_at_distance_from_end": at_distance, "decay_from_end": decay}
+
+
+def add_diagnose_parser(subparsers) -> None:
+    parser = subparsers.add_parser("diagnose", help="gradient flow through time and gate activity of classifiers")
+    diagnose = parser.add_subparsers(dest="diagnostic", required=True)
+
+    gradients = diagnose.add_parser(
+        "gradients",
+        help="‖∂L/∂x_t‖ per time step on real batches, for saved models or RNN vs LSTM vs GRU from a recipe",
+        description="Measure the gradient of the loss with respect to each token's embedding on a batch of real "
+        "texts. SOURCES: one or more saved classifier folders, or one recipe YAML (then one classifier per "
+        "--cells type with the recipe's sizes, fresh or trained for --train-steps steps).",
+    )
+    gradients.add_argument("sources", nargs="+", help="saved model folder(s), or one recipe YAML")
+    add_common_data_arguments(gradients)
+    gradients.add_argument("--split", default="test", help="split the batch is drawn from (default: test)")
+    gradients.add_argument("--batch-size", type=int, default=16, help="texts in the measured batch")
+    gradients.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: tokenizer's)")
+    gradients.add_argument("--min-length", type=int, default=0, help="only texts with at least this many tokens")
+    gradients.add_argument("--cells", type=parse_cells, help="recipe only: cell types (default rnn,lstm,gru)")
+    gradients.add_argument(
+        "--train-steps", type=int, default=0, help="recipe only: train each model this many steps first (0: fresh)"
+    )
+    gradients.add_argument(
+        "--recipe-architecture",
+        action="store_true",
+        help="recipe only: keep the recipe's directions and pooling (default: left to right, last-state pooling)",
+    )
+    gradients.add_argument(
+        "--max-grad-norm", type=float, help="also show the curves after clipping the gradient norm to this value"
+    )
+    gradients.add_argument(
+        "--precision",
+        choices=("float64", "float32"),
+        default="float64",
+        help="measure in float64 (default: tiny gradients keep their size) or float32 (as trained: may underflow to 0)",
+    )
+    gradients.add_argument("--seed", type=int, default=0, help="seed of the batch choice and of fresh models")
+    gradients.add_argument(
+        "--output", required=True, help="folder for gradients.png, gradients_by_position.png, gradients.json"
+    )
+    gradients.set_defaults(handler=run_diagnose_gradients)
+
+    gates = diagnose.add_parser("gates", help="gate activity heatmap of an LSTM / GRU classifier on one text")
+    gates.add_argument("model", help="a saved LSTM or GRU classifier folder")
+    gates.add_argument("text", help="the text to read")
+    gates.add_argument("--output", required=True, help="PNG to write (a JSON with the values goes beside it)")
+    gates.add_argument("--max-length", type=int, help="truncate the text to this many tokens")
+    gates.add_argument(
+        "--stretch", action="store_true", help="stretch the colours over the values shown instead of [0, 1]"
+    )
+    gates.set_defaults(handler=run_diagnose_gates)
+
+
+def run_diagnose_gradients(args: argparse.Namespace) -> int:
+    from .data import load_eval_split
+    from .diagnostics import clip_coefficient, gradient_norms_per_step, plot_gradient_flow, write_json
+    from .evaluation import recipe_data_config
+    from .recipe import load_recipe
+
+    torch.set_num_threads(args.threads)
+    output_dir = Path(args.output)
+    sources = args.sources
+    from_recipe = len(sources) == 1 and not is_model_dir(sources[0])
+    if not from_recipe and not all(is_model_dir(source) for source in sources):
+        raise RecipeError(
+            f"expected saved model folders (with config.json) or one recipe YAML, got {sources}; "
+            "a recipe cannot be mixed with model folders."
+        )
+    if not from_recipe and (args.cells or args.train_steps or args.recipe_architecture or args.overrides):
+        raise RecipeError(
+            "--cells, --train-steps, --recipe-architecture and --set apply to a recipe, not to saved models."
+        )
+
+    started = time.perf_counter()
+    if from_recipe:
+        recipe = load_recipe(sources[0], args.overrides)
+        if recipe.task != "classification":
+            raise RecipeError(f"gradient flow is measured for classification recipes, got task {recipe.task!r}.")
+        cells = args.cells or list(CELL_TYPES)
+        data = recipe.data
+        if args.train_steps > 0:
+            run_dirs = briefly_trained_models(
+                sources[0],
+                args.overrides,
+                cells,
+                args.train_steps,
+                output_dir / "models",
+                args.data_dir,
+                args.recipe_architecture,
+                args.threads,
+            )
+            models = {cell: load_classifier(run_dir) for cell, run_dir in run_dirs.items()}
+            state = f"after {args.train_steps} training steps"
+        else:
+            models = fresh_models_from_recipe(recipe, cells, args.data_dir, args.recipe_architecture, args.seed)
+            state = "at initialisation"
+    else:
+        data = recipe_data_config(sources[0])
+        models = {}
+        for source in sources:
+            model, tokenizer = load_classifier(source)
+            name = Path(source).resolve().name
+            cell = model.config.cell_type
+            models[name if cell in name.lower() else f"{name} [{cell}]"] = (model, tokenizer)
+        state = "saved model" + ("s" if len(sources) > 1 else "")
+
+    first_tokenizer = next(iter(models.values()))[1]
+    max_length = args.max_length or first_tokenizer.model_max_length
+    split = load_eval_split(data, args.data_dir, args.split, [data.text_column, data.label_column])
+    texts, labels = pick_texts(split, data, args.batch_size, first_tokenizer, max_length, args.min_length, args.seed)
+
+    results = {}
+    for label, (model, tokenizer) in models.items():
+        batch = encode_batch(tokenizer, texts, labels, max_length)
+        measured = copy.deepcopy(model).double() if args.precision == "float64" else model
+        result = gradient_norms_per_step(measured, batch, max_grad_norm=args.max_grad_norm)
+        result["clip_coefficient"] = clip_coefficient(result)
+        result["architecture"] = {
+            "bidirectional": model.config.bidirectional,
+            "pooling": model.config.pooling,
+            "hidden_size": model.config.hidden_size,
+            "embedding_size": model.config.embedding_size,
+            "num_hidden_layers": model.config.num_hidden_layers,
+        }
+        result.update(summarise_gradient_flow(result))
+        results[label] = result
+
+    lengths = batch["attention_mask"].sum(dim=1)
+    settings = {
+        "sources": sources,
+        "state": state,
+        "train_steps": args.train_steps,
+        "dataset": data.local_name,
+        "split": args.split,
+        "texts": len(texts),
+        "max_length": max_length,
+        "min_length": args.min_length,
+        "token_lengths": {"min": int(lengths.min()), "median": int(lengths.median()), "max": int(lengths.max())},
+        "max_grad_norm": args.max_grad_norm,
+        "precision": args.precision,
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    architecture = next(iter(results.values()))["architecture"]
+    pooling = "last-state" if architecture["pooling"] == "last" else architecture["pooling"]
+    reader = (
+        f"{'bidirectional' if architecture['bidirectional'] else 'left to right'}, {pooling} pooling, "
+        f"hidden {architecture['hidden_size']}"
+    )
+    shortest, longest = settings["token_lengths"]["min"], settings["token_lengths"]["max"]
+    batch_text = (
+        f"{len(texts)} {data.local_name} {args.split} texts of "
+        f"{shortest if shortest == longest else f'{shortest}-{longest}'} tokens"
+    )
+    plot_gradient_flow(
+        results,
+        output_dir / "gradients.png",
+        title=f"‖∂L/∂x‖ back from each text's last token, {state}: {batch_text}; {reader}",
+        align="end",
+        show_clipped=args.max_grad_norm is not None,
+    )
+    plot_gradient_flow(
+        results,
+        output_dir / "gradients_by_position.png",
+        title=f"‖∂L/∂x_t‖ by token position, {state}: {batch_text}; {reader}",
+        align="start",
+        show_clipped=args.max_grad_norm is not None,
+    )
+    write_json({"settings": settings, "models": results}, output_dir / "gradients.json")
+
+    print(f"{batch_text}, {state}, {args.precision}")
+    for label, result in results.items():
+        decay = "  ".join(
+            f"{distance} back x{ratio:.2g}" for distance, ratio in result["decay_from_end"].items() if ratio is not None
+        )
+        clipping = "" if result["clip_coefficient"] is None else f"  clip x{result['clip_coefficient']:.2g}"
+        print(
+            f"{label:12s} loss {result['loss']:.3f}  ‖g‖ at last token {result['grad_norm_from_end'][0]:.3g}  {decay}{clipping}"
+        )
+    print(
+        f"wrote {output_dir / 'gradients.png'}, {output_dir / 'gradients_by_position.png'}, {output_dir / 'gradients.json'}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hf-rnn diagnose gates
+
+
+def run_diagnose_gates(args: argparse.Namespace) -> int:
+    from .diagnostics import gate_activity, plot_gate_activity, write_json
+
+    model, tokenizer = load_classifier(args.model)
+    cell_type = model.config.cell_type
+    if cell_type == "rnn":
+        raise RecipeError("the plain RNN has no gates: give an LSTM or GRU classifier.")
+    max_length = args.max_length or tokenizer.model_max_length
+    encoded = tokenizer([args.text], truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        probabilities = model(**encoded).logits.softmax(dim=-1)[0]
+    predicted = int(probabilities.argmax())
+    label = model.config.id2label.get(predicted, str(predicted))
+    activity = gate_activity(model, encoded["input_ids"], encoded["attention_mask"])
+    tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
+    output = Path(args.output)
+    plot_gate_activity(
+        activity,
+        tokens,
+        output,
+        title=f"{cell_type.upper()} gate activity per token (layer 1, left to right)\n"
+        f"{Path(args.model).resolve().name}: predicted {label} ({float(probabilities[predicted]):.2f})",
+        value_range=None if args.stretch else (0.0, 1.0),
+    )
+    write_json({**activity, "tokens": tokens, "predicted": label}, output.with_suffix(".json"))
+    for name, values in activity["gates"].items():
+        print(f"{name:7s} gate: mean {sum(values) / len(values):.3f}  min {min(values):.3f}  max {max(values):.3f}")
+    print(
+        f"predicted {label} ({float(probabilities[predicted]):.3f}); wrote {output} and {output.with_suffix('.json')}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hf-rnn compare-cells
+
+
+def compare_cells(
+    recipe_path: str | os.PathLike,
+    cells: Sequence[str],
+    output_dir: str | os.PathLike,
+    data_dir: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+) -> list[dict]:
+    """Train one classifier per cell type with `recipe_path` + `overrides` (only `model.cell_type` differs)
+    through `training.train`, into `<output_dir>/<cell>`; returns one row of results per cell type."""
+    from transformers import AutoModelForSequenceClassification
+
+    from .recipe import load_recipe
+    from .training import train
+
+    rows = []
+    for cell in cells:
+        run_dir = Path(output_dir) / cell
+        recipe = load_recipe(recipe_path, [*overrides, f"model.cell_type={cell}"])
+        if recipe.task != "classification":
+            raise RecipeError(f"compare-cells needs a classification recipe, got task {recipe.task!r}.")
+        results = train(recipe, run_dir, data_dir=data_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+        rows.append(
+            {
+                "cell_type": cell,
+                "parameters": sum(param.numel() for param in model.parameters()),
+                "train_runtime_s": round(results["train_runtime"], 1),
+                "train_examples_per_second": results["train_examples_seen_per_second"],
+                "train_tokens_per_second": results["train_tokens_seen_per_second"],
+                "epochs": results.get("epoch"),
+                "eval_accuracy": results["eval_accuracy"],
+                "test_accuracy": results["test_accuracy"],
+                "test_macro_f1": results["test_macro_f1"],
+                "test_examples": results["test_examples"],
+                "train_examples": results["train_examples"],
+                "run_dir": str(run_dir),
+            }
+        )
+    return rows
+
+
+def comparison_markdown(rows: Sequence[dict], settings: dict) -> str:
+    """A markdown table of `compare_cells` rows, preceded by the settings that produced it."""
+    lines = [
+        f"Recipe `{settings['recipe']}` on `{settings['data']}`: {settings['train_samples']} training reviews "
+        f"({settings['epochs']} epoch(s)), {settings['test_samples']} test reviews, texts truncated to "
+        f"{settings['max_length']} tokens, {settings['threads']} thread(s); only `model.cell_type` differs.",
+        "",
+        "| cell | parameters | train time (s) | train examples/s | validation accuracy | test accuracy | test macro-F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['cell_type'].upper()} | {row['parameters']:,} | {row['train_runtime_s']:.1f} | "
+            f"{row['train_examples_per_second']:.1f} | {row['eval_accuracy']:.4f} | {row['test_accuracy']:.4f} | "
+            f"{row['test_macro_f1']:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def add_compare_cells_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare-cells", help="train RNN, LSTM and GRU classifiers with the same recipe and budget; table + plot"
+    )
+    parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="classification recipe (default imdb_tiny)")
+    add_common_data_arguments(parser)
+    parser.add_argument("--cells", type=parse_cells, default=list(CELL_TYPES), help="cell types (default rnn,lstm,gru)")
+    parser.add_argument("--train-samples", type=int, default=1000, help="training texts (default 1000)")
+    parser.add_argument("--eval-samples", type=int, default=250, help="validation texts (default 250)")
+    parser.add_argument("--test-samples", type=int, default=500, help="test texts (default 500)")
+    parser.add_argument("--epochs", type=float, default=2, help="training epochs, the same for every cell (default 2)")
+    parser.add_argument("--max-length", type=int, default=128, help="truncate texts to this many tokens (default 128)")
+    parser.add_argument("--output", default="runs/compare-cells", help="folder for the runs, table and plot")
+    parser.set_defaults(handler=run_compare_cells)
+
+
+def run_compare_cells(args: argparse.Namespace) -> int:
+    from .diagnostics import write_json
+    from .plotting import plot_cell_comparison
+
+    torch.set_num_threads(args.threads)
+    output_dir = Path(args.output)
+    # Same budget for every cell: fixed epochs, no early stopping; the user's --set come first, ours win.
+    overrides = [
+        *args.overrides,
+        f"data.max_train_samples={args.train_samples}",
+        f"data.max_eval_samples={args.eval_samples}",
+        f"data.max_test_samples={args.test_samples}",
+        f"training.num_train_epochs={args.epochs}",
+        "training.early_stopping_patience=null",
+        f"training.threads={args.threads}",
+        f"tokenizer.model_max_length={args.max_length}",
+    ]
+    rows = compare_cells(args.recipe, args.cells, output_dir, args.data_dir, overrides)
+    settings = {
+        "recipe": str(args.recipe),
+        "data": str(args.data_dir or os.environ.get("HF_RNN_DATA_DIR") or "the Hub"),
+        "train_samples": rows[0]["train_examples"],
+        "eval_samples": args.eval_samples,
+        "test_samples": rows[0]["test_examples"],
+        "epochs": args.epochs,
+        "max_length": args.max_length,
+        "threads": args.threads,
+        "overrides": args.overrides,
+    }
+    table = comparison_markdown(rows, settings)
+    (output_dir / "comparison.md").write_text(table, encoding="utf-8")
+    write_json({"settings": settings, "rows": rows}, output_dir / "comparison.json")
+    plot_cell_comparison(
+        rows,
+        output_dir / "comparison.png",
+        title=f"Same recipe, same budget: {settings['train_samples']} training / {settings['test_samples']} test "
+        f"reviews, {args.epochs:g} epoch(s), ≤{args.max_length} tokens, {args.threads} thread(s)",
+    )
+    print(table)
+    print(f"wrote {output_dir / 'comparison.md'}, comparison.json and comparison.png")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# hf-rnn plot
+
+
+def add_plot_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "plot",
+        help="loss / accuracy / BLEU curves of a training run as a PNG (and its gradient flow during training, "
+        "if recorded with training.gradient_flow_every)",
+    )
+    parser.add_argument("run_dir", help="a training output folder (its trainer_state.json or latest checkpoint's)")
+    parser.add_argument("--output", help="PNG to write (default: RUN_DIR/training_curves.png)")
+    parser.set_defaults(handler=run_plot)
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from .plotting import find_trainer_state, plot_gradient_flow_records, plot_training_curves
+
+    run_dir = Path(args.run_dir)
+    try:
+        state_path = find_trainer_state(run_dir)
+    except FileNotFoundError as error:
+        raise DataError(str(error)) from error
+    state = json.loads(state_path.read_text(encoding="utf-8"))
+    test_path = run_dir / "test_results.json"
+    test_metrics = json.loads(test_path.read_text(encoding="utf-8")) if test_path.is_file() else None
+    description = run_description(run_dir)
+    output = Path(args.output) if args.output else run_dir / "training_curves.png"
+    try:
+        plot_training_curves(
+            state, output, title=f"Training curves of {run_dir.resolve().name}{description}", test_metrics=test_metrics
+        )
+    except ValueError as error:
+        raise DataError(f"{state_path}: {error}") from error
+    print(f"wrote {output} (from {state_path})")
+    gradient_flow_path = run_dir / "gradient_flow.json"  # written with `training.gradient_flow_every`
+    if gradient_flow_path.is_file():
+        gradient_flow_output = output.with_name(f"{output.stem}_gradient_flow.png")
+        plot_gradient_flow_records(json.loads(gradient_flow_path.read_text(encoding="utf-8")), gradient_flow_output)
+        print(f"wrote {gradient_flow_output} (from {gradient_flow_path})")
+    return 0
+
+
+def run_description(run_dir: Path) -> str:
+    """`" (classification, bidirectional gru)"` from a run's `recipe.yaml`, or `""`."""
+    import yaml
+
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        return ""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    model = raw.get("model") or {}
+    task = raw.get("task", "classification")
+    if task == "classification":
+        cell = f"{'bi' if model.get('bidirectional', True) else ''}{model.get('cell_type', 'lstm')}"
+    else:
+        cell = f"{model.get('cell_type', 'lstm')} encoder-decoder, {model.get('attention_type', 'luong_general')} attention"
+    return f" ({task}, {cell})"
