@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from . import inspect_cli
+from .benchmark import add_benchmark_parser
 from .data import DataError
 from .recipe import RecipeError
 
@@ -147,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_translate_parser(subparsers)
     add_classify_parser(subparsers)
+    add_benchmark_parser(subparsers)
     inspect_cli.add_diagnose_parser(subparsers)
     inspect_cli.add_compare_cells_parser(subparsers)
     inspect_cli.add_plot_parser(subparsers)

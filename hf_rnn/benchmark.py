@@ -1,0 +1,1238 @@
+"""Speed benchmark: our training and decoding paths side by side with naive references, in one process.
+
+`hf-rnn benchmark [--quick] [--threads N] [--json FILE] [--only PART ...]` (or `python scripts/benchmark.py`) times,
+on real batches of IMDB and Multi30k (the full data beside the checkout when present, else the bundled slices):
+
+1. classifier training steps: ours (length-grouped batches + the padding-exact encoder) against a padded, unpacked
+   `nn.LSTM(bidirectional=True)` over random batches, and against the `PackedSequence` approach on the same random
+   batches; ours and the packed reference compute the same function, and their losses are checked to agree;
+2. seq2seq training steps: ours with Bahdanau attention + input feeding (step loop) and ours with Luong attention
+   without input feeding (one recurrent call), against a tutorial-style decoder (Python loop over target steps,
+   attention energies re-projected from `[state; every encoder output]` at every step, teacher-forcing coin flip);
+   with the coin flip turned off the reference computes our Bahdanau model exactly, and that is checked too;
+3. decoding: our batched greedy and beam search through `generate()` against per-sentence greedy decoding as
+   tutorials write it (one sentence at a time, argmax until EOS), whose outputs must equal our batched greedy;
+4. the peak tensor memory of every path, and the FLOP/s of our classifier step against `torch.mm` at its GEMM shapes;
+5. DDP scaling of the classifier (2 processes x N threads against 1 process x N threads, gloo).
+
+Every timed path runs at the same model size, batch size and thread count; the paths of one comparison alternate
+round by round (after warm-up rounds), so a background load slows them alike and the ratios stay fair. Medians are
+reported. Benchmarks are not tests: `tests/test_benchmark.py` only checks that tiny settings run and report sanely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import json
+import math
+import os
+import random
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+PARTS = ("classifier", "seq2seq", "decoding", "ddp")
+SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
+# The team's full data sits beside the checkout (`<repo>/../shared/data`); installed copies fall back to the sample.
+SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+MIB = 2**20
+
+# ------------------------------------------------------------------------------------------------ settings
+
+
+@dataclass
+class BenchmarkSettings:
+    """What to run and at which sizes. The defaults are the full benchmark at the sizes of our recipes
+    (`configs/imdb_bilstm.yaml`, `configs/multi30k_de_en.yaml`); `quick()` and `tiny()` shrink the workload."""
+
+    threads: int = 1
+    repeats: int = 5
+    warmup: int = 1
+    parts: tuple[str, ...] = PARTS
+    data_dir: str | None = None
+    seed: int = 0
+    measure_memory: bool = True
+    mode: str = "full"
+    # Classifier: a 1-layer BiLSTM, mean+max pooling, WordPiece vocabulary (the IMDB recipe).
+    classifier_batch_size: int = 32
+    classifier_batches: int = 4
+    classifier_max_length: int = 800
+    classifier_embedding_size: int = 256
+    classifier_hidden_size: int = 192
+    classifier_vocab_size: int = 30000
+    classifier_tokenizer_texts: int = 5000
+    # Seq2seq: BiLSTM encoder, LSTM decoder, joint BPE vocabulary, tied embeddings (the Multi30k recipe).
+    seq2seq_batch_size: int = 64
+    seq2seq_batches: int = 4
+    seq2seq_embedding_size: int = 256
+    seq2seq_hidden_size: int = 512
+    seq2seq_vocab_size: int = 8000
+    seq2seq_tokenizer_pairs: int | None = None
+    reference_teacher_forcing_ratio: float = 0.5
+    # Decoding: our Luong model (briefly trained here unless `decode_model` names a saved one) on test sentences.
+    decode_sentences: int = 256
+    decode_batch_size: int = 64
+    decode_num_beams: int = 5
+    decode_max_new_tokens: int = 80
+    decode_train_steps: int = 200
+    decode_model: str | None = None
+    # DDP: steps per process (length-grouped classifier batches) and alternating repeats of the 1- and 2-process runs.
+    ddp_batches: int = 6
+    ddp_repeats: int = 2
+    ddp_world_size: int = 2
+
+    @classmethod
+    def quick(cls, **overrides) -> BenchmarkSettings:
+        """Same model sizes on fewer batches and repeats, DDP left out: under 2 minutes on 2 cores."""
+        values = dict(
+            mode="quick",
+            repeats=3,
+            classifier_batches=2,
+            classifier_tokenizer_texts=2000,
+            seq2seq_batches=2,
+            seq2seq_tokenizer_pairs=8000,
+            decode_sentences=64,
+            decode_train_steps=60,
+            parts=tuple(part for part in PARTS if part != "ddp"),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def tiny(cls, **overrides) -> BenchmarkSettings:
+        """Toy sizes on the bundled sample for tests: seconds, and meaningless timings."""
+        values = dict(
+            mode="tiny",
+            repeats=1,
+            warmup=0,
+            data_dir="sample",
+            classifier_batch_size=8,
+            classifier_batches=2,
+            classifier_max_length=96,
+            classifier_embedding_size=16,
+            classifier_hidden_size=16,
+            classifier_vocab_size=800,
+            classifier_tokenizer_texts=300,
+            seq2seq_batch_size=8,
+            seq2seq_batches=2,
+            seq2seq_embedding_size=16,
+            seq2seq_hidden_size=16,
+            seq2seq_vocab_size=600,
+            seq2seq_tokenizer_pairs=600,
+            decode_sentences=8,
+            decode_batch_size=4,
+            decode_max_new_tokens=12,
+            decode_train_steps=3,
+            ddp_batches=2,
+            ddp_repeats=1,
+            parts=tuple(part for part in PARTS if part != "ddp"),
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+def resolve_benchmark_data_dir(data_dir: str | None) -> Path:
+    """`--data-dir` (or `$HF_RNN_DATA_DIR`), else the full data beside the checkout, else the bundled sample."""
+    from .data import DATA_DIR_ENV, resolve_data_dir
+
+    if data_dir is not None or os.environ.get(DATA_DIR_ENV):
+        return resolve_data_dir(data_dir)
+    return SHARED_DATA_DIR if (SHARED_DATA_DIR / "imdb").is_dir() else SAMPLE_DATA_DIR
+
+
+def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path).to_pylist()
+
+
+# ------------------------------------------------------------------------------------------------ measuring
+
+
+def time_interleaved(runners: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
+    """Run every runner once per round, `warmup` untimed rounds then `repeats` timed ones; returns seconds per run.
+
+    The order rotates from round to round, so no path always runs first (or right after a slow one).
+    """
+    names = list(runners)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(warmup + repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            started = time.perf_counter()
+            runners[name]()
+            elapsed = time.perf_counter() - started
+            if round_index >= warmup:
+                seconds[name].append(elapsed)
+    return seconds
+
+
+def peak_tensor_memory_mib(function: Callable[[], Any]) -> float:
+    """Peak of the CPU tensor memory allocated while `function` runs, above what was live before, in MiB.
+
+    Read from `torch.profiler` memory events (every tensor allocation and free, in order). It counts torch tensors
+    only: activations, gradients, optimizer state created during the run, workspaces; not Python objects, not
+    pages the allocator keeps after a free, and not tensors that were already alive (parameters, data).
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        function()
+    events = [event for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"]
+    live = peak = 0
+    for event in sorted(events, key=lambda event: event.start_ns()):
+        live += event.nbytes()
+        peak = max(peak, live)
+    return peak / MIB
+
+
+def summarize(seconds: list[float], **per_run: float) -> dict[str, float]:
+    """Median seconds per run and `<name>_per_s` rates for the quantities processed in one run."""
+    median = statistics.median(seconds)
+    summary = {"median_s": median, "min_s": min(seconds), "max_s": max(seconds), "runs": len(seconds)}
+    for name, amount in per_run.items():
+        summary[f"{name}_per_s"] = amount / median
+    return summary
+
+
+def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: list, loss_of: Callable) -> None:
+    """One optimizer step per batch: zero the gradients, forward, backward, update."""
+    for batch in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss_of(model, batch).backward()
+        optimizer.step()
+
+
+def training_runners(paths: dict[str, tuple[nn.Module, list, Callable]]) -> tuple[dict, dict]:
+    """For each path `(model, batches, loss_of)`: a runner that trains on all its batches, and its Adam optimizer."""
+    runners, optimizers = {}, {}
+    for name, (model, batches, loss_of) in paths.items():
+        model.train()
+        optimizers[name] = torch.optim.Adam(model.parameters(), lr=1e-3)
+        runners[name] = functools.partial(train_steps, model, optimizers[name], batches, loss_of)
+    return runners, optimizers
+
+
+def training_peak_memory_mib(runner: Callable[[], Any], optimizer: torch.optim.Optimizer) -> float:
+    """Peak tensor memory of one training run, gradients included (freed first, so that the run allocates them;
+    the Adam state already exists from the timed runs)."""
+    optimizer.zero_grad(set_to_none=True)
+    return peak_tensor_memory_mib(runner)
+
+
+def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id lists to the longest: `(batch, max_len)` ids and the 0/1 attention mask."""
+    max_len = max(len(sequence) for sequence in sequences)
+    input_ids = torch.full((len(sequences), max_len), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, sequence in enumerate(sequences):
+        input_ids[row, : len(sequence)] = torch.tensor(sequence, dtype=torch.long)
+        attention_mask[row, : len(sequence)] = 1
+    return input_ids, attention_mask
+
+
+# ------------------------------------------------------------------------------------------------ classifier
+
+
+@dataclass
+class ClassifierBatch:
+    """Right-padded ids `(batch, max_len)`, mask, labels `(batch,)` and the real lengths `(batch,)`."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    lengths: torch.Tensor
+
+    @property
+    def real_tokens(self) -> int:
+        return int(self.lengths.sum())
+
+
+def classifier_batch(examples: Sequence[tuple[list[int], int]], pad_id: int) -> ClassifierBatch:
+    input_ids, attention_mask = pad_sequences([ids for ids, _ in examples], pad_id)
+    labels = torch.tensor([label for _, label in examples], dtype=torch.long)
+    return ClassifierBatch(input_ids, attention_mask, labels, attention_mask.sum(1))
+
+
+def random_batches(examples: list, batch_size: int, pad_id: int) -> list[ClassifierBatch]:
+    """Batches in the given (random) order, each padded to its longest example, as a plain DataLoader makes them."""
+    return [classifier_batch(examples[i : i + batch_size], pad_id) for i in range(0, len(examples), batch_size)]
+
+
+def length_grouped_batches(examples: list, batch_size: int, pad_id: int) -> list[ClassifierBatch]:
+    """The same examples sorted by length before batching, as `group_by_length` does within a mega-batch."""
+    ordered = sorted(examples, key=lambda example: len(example[0]), reverse=True)
+    return random_batches(ordered, batch_size, pad_id)
+
+
+class PaddedReferenceClassifier(nn.Module):
+    """Tutorial-style BiLSTM classifier: one `nn.LSTM(bidirectional=True)` over the whole padded batch.
+
+    Padding takes part in the recurrence and in the mean+max pooling (no mask), as in most tutorials; the model
+    size (embedding, hidden, pooling, head) is ours, so only the way sequences reach the kernel differs.
+    """
+
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_labels: int, pad_id: int):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True, bidirectional=True)
+        self.embedding_dropout = nn.Dropout(0.4)
+        self.dropout = nn.Dropout(0.4)
+        self.fc = nn.Linear(4 * hidden_size, num_labels)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        outputs, _ = self.lstm(self.embedding_dropout(self.embedding(input_ids)))
+        pooled = torch.cat([outputs.mean(dim=1), outputs.amax(dim=1)], dim=-1)
+        return self.fc(self.dropout(pooled))
+
+
+class PackedReferenceClassifier(PaddedReferenceClassifier):
+    """The `PackedSequence` approach: pack, run the bidirectional LSTM, unpack, pool over real tokens only.
+
+    This computes exactly the function of our classifier (same weights give the same loss).
+    """
+
+    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        embedded = self.embedding_dropout(self.embedding(input_ids))
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_outputs, _ = self.lstm(packed)
+        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True)
+        mask = (torch.arange(outputs.shape[1]) < lengths.unsqueeze(1)).unsqueeze(-1)
+        mean = (outputs * mask).sum(1) / mask.sum(1)
+        maximum = outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(dim=1)
+        return self.fc(self.dropout(torch.cat([mean, maximum], dim=-1)))
+
+
+def copy_classifier_weights(reference: PaddedReferenceClassifier, ours: nn.Module) -> None:
+    """Load our `RnnForSequenceClassification` weights into a reference (`_reverse` = our backward RNN)."""
+    layer = ours.rnn.encoder.layers[0]
+    with torch.no_grad():
+        reference.embedding.weight.copy_(ours.rnn.embeddings.weight)
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(reference.lstm, name).copy_(getattr(layer.forward_rnn, name))
+            getattr(reference.lstm, f"{name}_reverse").copy_(getattr(layer.backward_rnn, name))
+        reference.fc.weight.copy_(ours.classifier.weight)
+        reference.fc.bias.copy_(ours.classifier.bias)
+
+
+def lstm_training_flops(batch_size: int, steps: int, input_size: int, hidden_size: int) -> float:
+    """GEMM FLOPs of one LSTM direction, forward and backward, over a dense `(batch, steps)` batch.
+
+    Forward: the input projection `(B*T, E) x (E, 4H)` and T recurrent `(B, H) x (H, 4H)` products, 2 FLOPs per
+    multiply-add. Backward: the gradients with respect to the inputs and to the weights, each as large again.
+    Gate nonlinearities and elementwise products are left out (a few percent).
+    """
+    forward = 2 * batch_size * steps * 4 * hidden_size * (input_size + hidden_size)
+    return 3 * forward
+
+
+def matmul_flops_per_s(shapes: list[tuple[int, int, int, int]], min_seconds: float = 0.2) -> dict[str, Any]:
+    """`torch.mm` rate at each `(m, k, n, count)` shape (count = products per step) and the FLOP-weighted rate."""
+    per_shape, total_flops, total_seconds = [], 0.0, 0.0
+    for m, k, n, count in shapes:
+        left, right = torch.randn(m, k), torch.randn(k, n)
+        torch.mm(left, right)
+        calls, started = 0, time.perf_counter()
+        while time.perf_counter() - started < min_seconds:
+            torch.mm(left, right)
+            calls += 1
+        rate = 2 * m * k * n * calls / (time.perf_counter() - started)
+        per_shape.append({"m": m, "k": k, "n": n, "gflop_per_s": rate / 1e9})
+        flops = 2 * m * k * n * count
+        total_flops += flops
+        total_seconds += flops / rate
+    return {"shapes": per_shape, "gflop_per_s": total_flops / total_seconds / 1e9}
+
+
+def load_classifier_examples(settings: BenchmarkSettings, data_dir: Path, count: int, offset: int = 0):
+    """A learned WordPiece tokenizer and `count` random (ids, label) training examples, truncated as in the recipe."""
+    from .tokenization import TokenizerConfig, train_tokenizer
+
+    rows = read_parquet_rows(data_dir / "imdb" / "train.parquet")
+    tokenizer = train_tokenizer(
+        (row["text"] for row in rows[: settings.classifier_tokenizer_texts]),
+        TokenizerConfig(
+            model="wordpiece",
+            vocab_size=settings.classifier_vocab_size,
+            model_max_length=settings.classifier_max_length,
+        ),
+    )
+    chosen = random.Random(settings.seed + offset).sample(range(len(rows)), count)
+    encoded = tokenizer([rows[i]["text"] for i in chosen], truncation=True)["input_ids"]
+    return tokenizer, [(ids, int(rows[i]["label"])) for ids, i in zip(encoded, chosen)]
+
+
+def build_classifier(settings: BenchmarkSettings, tokenizer):
+    from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+
+    torch.manual_seed(settings.seed)
+    config = RnnClassifierConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=settings.classifier_embedding_size,
+        hidden_size=settings.classifier_hidden_size,
+        cell_type="lstm",
+        bidirectional=True,
+        pooling="mean_max",
+        embedding_dropout=0.4,
+        classifier_dropout=0.4,
+        pad_token_id=tokenizer.pad_token_id,
+        id2label={0: "neg", 1: "pos"},
+        label2id={"neg": 0, "pos": 1},
+    )
+    return RnnForSequenceClassification(config)
+
+
+def ours_classifier_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+
+
+def padded_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch.input_ids), batch.labels)
+
+
+def packed_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
+    return nn.functional.cross_entropy(model(batch.input_ids, batch.lengths), batch.labels)
+
+
+def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
+    """Training steps of our classifier against the padded and the packed references, on the same examples."""
+    batch_size = settings.classifier_batch_size
+    tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * settings.classifier_batches)
+    pad_id = tokenizer.pad_token_id
+    grouped = length_grouped_batches(examples, batch_size, pad_id)
+    shuffled = random_batches(examples, batch_size, pad_id)
+
+    ours = build_classifier(settings, tokenizer)
+    sizes = (len(tokenizer), settings.classifier_embedding_size, settings.classifier_hidden_size, 2, pad_id)
+    padded, packed = PaddedReferenceClassifier(*sizes), PackedReferenceClassifier(*sizes)
+    copy_classifier_weights(padded, ours)
+    copy_classifier_weights(packed, ours)
+
+    # Same function, same batch, same weights: ours and the packed reference must give the same loss (no dropout).
+    ours.eval(), packed.eval()
+    with torch.no_grad():
+        loss_ours = float(ours_classifier_loss(ours, shuffled[0]))
+        loss_packed = float(packed_reference_loss(packed, shuffled[0]))
+    equivalence = {
+        "ours_vs_packed_loss": [loss_ours, loss_packed],
+        "ours_vs_packed_loss_abs_diff": abs(loss_ours - loss_packed),
+        "ours_equals_packed": abs(loss_ours - loss_packed) <= 1e-5,
+    }
+
+    paths = {
+        "ours": (ours, grouped, ours_classifier_loss),
+        "padded_reference": (padded, shuffled, padded_reference_loss),
+        "packed_reference": (packed, shuffled, packed_reference_loss),
+    }
+    runners, optimizers = training_runners(paths)
+    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
+
+    real_tokens = sum(batch.real_tokens for batch in grouped)
+    results: dict[str, Any] = {}
+    for name, (_, batches, _) in paths.items():
+        results[name] = summarize(seconds[name], examples=len(examples), tokens=real_tokens)
+        results[name]["computed_positions"] = sum(batch.input_ids.numel() for batch in batches)
+        if settings.measure_memory:
+            results[name]["peak_tensor_mib"] = training_peak_memory_mib(runners[name], optimizers[name])
+    results["ratios"] = {
+        "ours_vs_padded_reference": results["ours"]["tokens_per_s"] / results["padded_reference"]["tokens_per_s"],
+        "ours_vs_packed_reference": results["ours"]["tokens_per_s"] / results["packed_reference"]["tokens_per_s"],
+    }
+    results["equivalence"] = equivalence
+    results["data"] = {
+        "examples": len(examples),
+        "batches": len(grouped),
+        "batch_size": batch_size,
+        "real_tokens": real_tokens,
+        "mean_length": real_tokens / len(examples),
+        "grouped_batch_lengths": [int(batch.input_ids.shape[1]) for batch in grouped],
+        "random_batch_lengths": [int(batch.input_ids.shape[1]) for batch in shuffled],
+        "vocab_size": len(tokenizer),
+    }
+    results["model"] = {
+        "embedding_size": settings.classifier_embedding_size,
+        "hidden_size": settings.classifier_hidden_size,
+        "bidirectional": True,
+        "pooling": "mean_max",
+        "optimizer": "Adam",
+    }
+    results["flops"] = classifier_flops(settings, grouped, results["ours"]["median_s"])
+    return results
+
+
+def classifier_flops(settings: BenchmarkSettings, grouped: list[ClassifierBatch], seconds: float) -> dict[str, Any]:
+    """Achieved LSTM GEMM FLOP/s of our training run against `torch.mm` measured at the same GEMM shapes."""
+    embedding, hidden = settings.classifier_embedding_size, settings.classifier_hidden_size
+    flops = 0.0
+    for batch in grouped:
+        batch_size, steps = batch.input_ids.shape
+        flops += 2 * lstm_training_flops(batch_size, steps, embedding, hidden)  # two directions
+    # The GEMMs of the longest batch, weighted as one direction's forward + backward does them.
+    batch_size, steps = grouped[0].input_ids.shape
+    rows, gates = batch_size * steps, 4 * hidden
+    shapes = [
+        (rows, embedding, gates, 1),  # input projection, all steps at once
+        (rows, gates, embedding, 1),  # its input gradient
+        (embedding, rows, gates, 1),  # its weight gradient
+        (batch_size, hidden, gates, steps),  # recurrent product, once per step
+        (batch_size, gates, hidden, steps),  # its input gradient, once per step
+        (hidden, batch_size, gates, steps),  # its weight gradient, once per step
+    ]
+    matmul = matmul_flops_per_s(shapes, min_seconds=0.05 if settings.mode == "tiny" else 0.3)
+    achieved = flops / seconds / 1e9
+    return {
+        "lstm_gflop_per_run": flops / 1e9,
+        "achieved_gflop_per_s": achieved,
+        "matmul_gflop_per_s_at_these_shapes": matmul["gflop_per_s"],
+        "fraction_of_matmul": achieved / matmul["gflop_per_s"],
+        "matmul_shapes": matmul["shapes"],
+        "counted": "LSTM GEMMs only (input and recurrent products, forward + input/weight gradients), both "
+        "directions, over the dense length-grouped batches ours runs; the whole step time (embedding, pooling, "
+        "loss, Adam) is the denominator",
+    }
+
+
+# ------------------------------------------------------------------------------------------------ seq2seq
+
+
+@dataclass
+class TranslationBatch:
+    """Source ids `(batch, src_len)` with mask, labels `(batch, tgt_len)` (-100 at padding) and the count of
+    target tokens that carry loss."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def target_tokens(self) -> int:
+        return int((self.labels != -100).sum())
+
+
+def translation_batches(pairs: list[dict], batch_size: int, pad_id: int) -> list[TranslationBatch]:
+    batches = []
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        input_ids, attention_mask = pad_sequences([pair["input_ids"] for pair in chunk], pad_id)
+        labels, label_mask = pad_sequences([pair["labels"] for pair in chunk], pad_id)
+        batches.append(TranslationBatch(input_ids, attention_mask, labels.masked_fill(label_mask == 0, -100)))
+    return batches
+
+
+def load_translation_data(settings: BenchmarkSettings, data_dir: Path):
+    """A joint BPE tokenizer learned on the training pairs (de + en), the training rows and the test rows."""
+    from .tokenization import TokenizerConfig, train_tokenizer
+
+    train_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "train.parquet")]
+    test_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "test.parquet")]
+    tokenizer_rows = train_rows[: settings.seq2seq_tokenizer_pairs]
+    tokenizer = train_tokenizer(
+        (text for pair in tokenizer_rows for text in (pair["de"], pair["en"])),
+        TokenizerConfig(
+            model="bpe",
+            vocab_size=settings.seq2seq_vocab_size,
+            lowercase=False,
+            unicode_normalization="NFC",
+            strip_html=False,
+            model_max_length=80,
+        ),
+    )
+    return tokenizer, train_rows, test_rows
+
+
+def encode_pairs(tokenizer, rows: list[dict]) -> list[dict]:
+    encoded = tokenizer([row["de"] for row in rows], text_target=[row["en"] for row in rows], truncation=True)
+    return [{"input_ids": s, "labels": t} for s, t in zip(encoded["input_ids"], encoded["labels"])]
+
+
+def build_seq2seq(settings: BenchmarkSettings, tokenizer, attention_type: str, input_feeding: bool):
+    from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+
+    torch.manual_seed(settings.seed)
+    config = RnnSeq2SeqConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=settings.seq2seq_embedding_size,
+        hidden_size=settings.seq2seq_hidden_size,
+        cell_type="lstm",
+        encoder_bidirectional=True,
+        bridge="learned",
+        attention_type=attention_type,
+        input_feeding=input_feeding,
+        share_embeddings=True,
+        tie_word_embeddings=True,
+        embedding_dropout=0.3,
+        rnn_dropout=0.0,
+        output_dropout=0.3,
+        label_smoothing=0.1,
+        teacher_forcing_ratio=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+    )
+    return RnnSeq2SeqForConditionalGeneration(config)
+
+
+class TutorialEncoder(nn.Module):
+    """Time-major BiLSTM encoder over a packed batch, with `tanh(fc([h_fwd; h_bwd]))` as the decoder's start."""
+
+    def __init__(self, embedding: nn.Embedding, hidden_size: int, dropout: float):
+        super().__init__()
+        self.embedding = embedding
+        self.rnn = nn.LSTM(embedding.embedding_dim, hidden_size, bidirectional=True)
+        self.fc = nn.Linear(2 * hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.dropout(self.embedding(src))
+        packed_embedded = pack_padded_sequence(embedded, src_len.cpu(), enforce_sorted=False)
+        packed_outputs, (hidden, _) = self.rnn(packed_embedded)
+        outputs, _ = pad_packed_sequence(packed_outputs)
+        hidden = torch.tanh(self.fc(torch.cat((hidden[-2, :, :], hidden[-1, :, :]), dim=1)))
+        return outputs, hidden
+
+
+class TutorialAttention(nn.Module):
+    """Additive attention as tutorials write it: repeat the decoder state over the source, concatenate it with every
+    encoder output and project the concatenation, at every decoder step."""
+
+    def __init__(self, encoder_size: int, decoder_size: int):
+        super().__init__()
+        self.attn = nn.Linear(decoder_size + encoder_size, decoder_size, bias=False)
+        self.v = nn.Linear(decoder_size, 1, bias=False)
+
+    def forward(self, hidden: torch.Tensor, encoder_outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        src_len = encoder_outputs.shape[0]
+        hidden = hidden.unsqueeze(1).repeat(1, src_len, 1)
+        encoder_outputs = encoder_outputs.permute(1, 0, 2)
+        energy = torch.tanh(self.attn(torch.cat((hidden, encoder_outputs), dim=2)))
+        attention = self.v(energy).squeeze(2)
+        attention = attention.masked_fill(mask == 0, -1e10)
+        return torch.softmax(attention, dim=1)
+
+
+class TutorialDecoder(nn.Module):
+    """One target step per call: embed, attend with the previous state, LSTM step on `[embedding; previous
+    attentional vector; context]` (input feeding), attentional vector `tanh(W [s; context])`, output layer."""
+
+    def __init__(self, embedding: nn.Embedding, hidden_size: int, dropout: float, output_dropout: float):
+        super().__init__()
+        embedding_size = embedding.embedding_dim
+        self.embedding = embedding
+        self.attention = TutorialAttention(2 * hidden_size, hidden_size)
+        self.rnn = nn.LSTM(embedding_size + embedding_size + 2 * hidden_size, hidden_size)
+        self.attentional_layer = nn.Linear(hidden_size + 2 * hidden_size, embedding_size, bias=False)
+        self.fc_out = nn.Linear(embedding_size, embedding.num_embeddings, bias=False)
+        self.fc_out.weight = embedding.weight
+        self.dropout = nn.Dropout(dropout)
+        self.output_dropout = nn.Dropout(output_dropout)
+
+    def forward(self, input, hidden, cell, attentional, encoder_outputs, mask):
+        input = input.unsqueeze(0)
+        embedded = self.dropout(self.embedding(input))
+        a = self.attention(hidden, encoder_outputs, mask).unsqueeze(1)
+        encoder_outputs = encoder_outputs.permute(1, 0, 2)
+        weighted = torch.bmm(a, encoder_outputs).permute(1, 0, 2)
+        rnn_input = torch.cat((embedded, attentional.unsqueeze(0), weighted), dim=2)
+        output, (hidden, cell) = self.rnn(rnn_input, (hidden.unsqueeze(0), cell.unsqueeze(0)))
+        attentional = torch.tanh(self.attentional_layer(torch.cat((output.squeeze(0), weighted.squeeze(0)), dim=1)))
+        prediction = self.fc_out(self.output_dropout(attentional))
+        return prediction, hidden.squeeze(0), cell.squeeze(0), attentional
+
+
+class TutorialSeq2Seq(nn.Module):
+    """The reference encoder-decoder, written the way the well-known PyTorch seq2seq tutorials write it (time-major
+    tensors, packed encoder, a Python loop over target steps with a teacher-forcing coin flip per step), with our
+    model's sizes and math: with the coin flip off, it computes our Bahdanau + input-feeding model exactly."""
+
+    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, pad_id: int, label_smoothing: float):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
+        self.encoder = TutorialEncoder(self.embedding, hidden_size, dropout=0.3)
+        self.decoder = TutorialDecoder(self.embedding, hidden_size, dropout=0.3, output_dropout=0.3)
+        self.pad_id = pad_id
+        self.criterion = nn.CrossEntropyLoss(ignore_index=pad_id, label_smoothing=label_smoothing)
+
+    def forward(self, src, src_len, trg, teacher_forcing_ratio: float, coin: random.Random) -> torch.Tensor:
+        """`src` `(src_len, batch)`, `trg` `(trg_len, batch)` starting with the start token; returns the loss."""
+        trg_len, batch_size = trg.shape
+        trg_vocab_size = self.decoder.fc_out.out_features
+        outputs = torch.zeros(trg_len, batch_size, trg_vocab_size)
+        encoder_outputs, hidden = self.encoder(src, src_len)
+        cell = hidden
+        attentional = torch.zeros(batch_size, self.decoder.attentional_layer.out_features)
+        mask = (src != self.pad_id).permute(1, 0)
+        input = trg[0, :]
+        for t in range(1, trg_len):
+            output, hidden, cell, attentional = self.decoder(input, hidden, cell, attentional, encoder_outputs, mask)
+            outputs[t] = output
+            teacher_force = coin.random() < teacher_forcing_ratio
+            top1 = output.argmax(1)
+            input = trg[t] if teacher_force else top1
+        output_dim = outputs.shape[-1]
+        return self.criterion(outputs[1:].view(-1, output_dim), trg[1:].reshape(-1))
+
+
+def copy_seq2seq_weights(reference: TutorialSeq2Seq, ours: nn.Module) -> None:
+    """Load our Bahdanau + input-feeding `RnnSeq2SeqForConditionalGeneration` into the reference."""
+    encoder_layer, decoder = ours.encoder.rnn.layers[0], ours.decoder
+    with torch.no_grad():
+        reference.embedding.weight.copy_(ours.encoder.embeddings.weight)
+        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(reference.encoder.rnn, name).copy_(getattr(encoder_layer.forward_rnn, name))
+            getattr(reference.encoder.rnn, f"{name}_reverse").copy_(getattr(encoder_layer.backward_rnn, name))
+            getattr(reference.decoder.rnn, name).copy_(getattr(decoder.rnn, name))
+        reference.encoder.fc.load_state_dict(decoder.bridge_layer.state_dict())
+        attention = decoder.attention
+        reference.decoder.attention.attn.weight.copy_(
+            torch.cat([attention.query_layer.weight, attention.key_layer.weight], dim=1)
+        )
+        reference.decoder.attention.v.weight.copy_(attention.energy_layer.weight)
+        reference.decoder.attentional_layer.weight.copy_(decoder.attentional_layer.weight)
+
+
+def tutorial_inputs(batch: TranslationBatch, pad_id: int, start_id: int) -> tuple[torch.Tensor, ...]:
+    """Time-major `src`, `src_len` and `trg` (start token first, pad for -100) from one of our batches."""
+    labels = batch.labels.masked_fill(batch.labels == -100, pad_id)
+    trg = torch.cat([labels.new_full((labels.shape[0], 1), start_id), labels], dim=1)
+    return batch.input_ids.t().contiguous(), batch.attention_mask.sum(1), trg.t().contiguous()
+
+
+def ours_seq2seq_loss(model: nn.Module, batch: TranslationBatch) -> torch.Tensor:
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
+
+
+def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[dict]) -> dict[str, Any]:
+    """Training steps of our two decoders against the tutorial-style reference, on the same random batches."""
+    batch_size, pad_id, start_id = settings.seq2seq_batch_size, tokenizer.pad_token_id, tokenizer.bos_token_id
+    chosen = random.Random(settings.seed).sample(range(len(train_rows)), batch_size * settings.seq2seq_batches)
+    batches = translation_batches(encode_pairs(tokenizer, [train_rows[i] for i in chosen]), batch_size, pad_id)
+    tutorial_batches = [tutorial_inputs(batch, pad_id, start_id) for batch in batches]
+
+    bahdanau = build_seq2seq(settings, tokenizer, "bahdanau", input_feeding=True)
+    luong = build_seq2seq(settings, tokenizer, "luong_general", input_feeding=False)
+    reference = TutorialSeq2Seq(
+        len(tokenizer), settings.seq2seq_embedding_size, settings.seq2seq_hidden_size, pad_id, label_smoothing=0.1
+    )
+    copy_seq2seq_weights(reference, bahdanau)
+
+    # With the coin flip off and no dropout, the reference is our Bahdanau model written differently.
+    bahdanau.eval(), reference.eval()
+    with torch.no_grad():
+        loss_ours = float(ours_seq2seq_loss(bahdanau, batches[0]))
+        loss_reference = float(reference(*tutorial_batches[0], teacher_forcing_ratio=1.0, coin=random.Random(0)))
+    equivalence = {
+        "bahdanau_vs_reference_loss": [loss_ours, loss_reference],
+        "bahdanau_vs_reference_loss_abs_diff": abs(loss_ours - loss_reference),
+        "bahdanau_equals_reference": abs(loss_ours - loss_reference) <= 1e-5,
+    }
+
+    coin = random.Random(settings.seed)
+    ratio = settings.reference_teacher_forcing_ratio
+    paths = {
+        "ours_bahdanau_input_feeding": (bahdanau, batches, ours_seq2seq_loss),
+        "ours_luong_fast_path": (luong, batches, ours_seq2seq_loss),
+        "tutorial_reference": (
+            reference,
+            tutorial_batches,
+            lambda model, inputs: model(*inputs, teacher_forcing_ratio=ratio, coin=coin),
+        ),
+    }
+    runners, optimizers = training_runners(paths)
+    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
+
+    target_tokens = sum(batch.target_tokens for batch in batches)
+    results: dict[str, Any] = {}
+    for name in paths:
+        results[name] = summarize(seconds[name], target_tokens=target_tokens, sentences=len(chosen))
+        if settings.measure_memory:
+            results[name]["peak_tensor_mib"] = training_peak_memory_mib(runners[name], optimizers[name])
+    reference_rate = results["tutorial_reference"]["target_tokens_per_s"]
+    results["ratios"] = {
+        "bahdanau_input_feeding_vs_reference": results["ours_bahdanau_input_feeding"]["target_tokens_per_s"]
+        / reference_rate,
+        "luong_fast_path_vs_reference": results["ours_luong_fast_path"]["target_tokens_per_s"] / reference_rate,
+    }
+    results["equivalence"] = equivalence
+    results["data"] = {
+        "sentences": len(chosen),
+        "batches": len(batches),
+        "batch_size": batch_size,
+        "target_tokens": target_tokens,
+        "mean_source_length": sum(int(b.attention_mask.sum()) for b in batches) / len(chosen),
+        "mean_target_length": target_tokens / len(chosen),
+        "vocab_size": len(tokenizer),
+    }
+    results["model"] = {
+        "embedding_size": settings.seq2seq_embedding_size,
+        "hidden_size": settings.seq2seq_hidden_size,
+        "encoder": "1-layer BiLSTM",
+        "decoder": "1-layer LSTM",
+        "reference_teacher_forcing_ratio": ratio,
+        "ours_teacher_forcing_ratio": 1.0,
+        "optimizer": "Adam",
+    }
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+
+
+def trim_after_eos(tokens: Sequence[int], eos_id: int) -> list[int]:
+    """The tokens up to and including the first EOS (all of them when there is none)."""
+    tokens = list(tokens)
+    return tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
+
+
+@torch.inference_mode()
+def per_sentence_greedy(model: nn.Module, sources: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    """Greedy decoding as tutorials write it: one sentence at a time, encode it, then feed the last token to the
+    decoder (continuing from its recurrent state) and take the argmax until EOS."""
+    eos_id, start_id = model.config.eos_token_id, model.config.decoder_start_token_id
+    outputs = []
+    for source in sources:
+        src_tensor = torch.tensor([source], dtype=torch.long)
+        encoder_outputs = model.get_encoder()(src_tensor)
+        trg_indexes, cache = [start_id], None
+        for _ in range(max_new_tokens):
+            trg_tensor = torch.tensor([[trg_indexes[-1]]], dtype=torch.long)
+            output = model(encoder_outputs=encoder_outputs, decoder_input_ids=trg_tensor, cache=cache, use_cache=True)
+            cache = output.cache
+            pred_token = int(output.logits[0, -1].argmax())
+            trg_indexes.append(pred_token)
+            if pred_token == eos_id:
+                break
+        outputs.append(trg_indexes)
+    return outputs
+
+
+@torch.inference_mode()
+def batched_generate(
+    model: nn.Module, sources: list[list[int]], batch_size: int, num_beams: int, max_new_tokens: int
+) -> list[list[int]]:
+    """Our decoding path: length-sorted batches through `generate()` (as `hf_rnn.translation` does), outputs
+    returned in the input order and cut after their first EOS."""
+    pad_id, eos_id = model.config.pad_token_id, model.config.eos_token_id
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    outputs: list[list[int]] = [[] for _ in sources]
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        input_ids, attention_mask = pad_sequences([sources[i] for i in index], pad_id)
+        generated = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            num_beams=num_beams,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+        )
+        for i, row in zip(index, generated.tolist()):
+            outputs[i] = trim_after_eos(row, eos_id)
+    return outputs
+
+
+def train_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: list[dict]) -> tuple[nn.Module, dict]:
+    """Our Luong model (the Multi30k recipe) after a few hundred teacher-forced steps, so that it ends sentences
+    with EOS at plausible lengths: an untrained model never stops, which would make every path decode to the limit."""
+    model = build_seq2seq(settings, tokenizer, "luong_general", input_feeding=False)
+    batch_size = settings.seq2seq_batch_size
+    count = min(len(train_rows), batch_size * settings.decode_train_steps)
+    chosen = random.Random(settings.seed + 1).sample(range(len(train_rows)), count)
+    batches = translation_batches(
+        encode_pairs(tokenizer, [train_rows[i] for i in chosen]), batch_size, tokenizer.pad_token_id
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    started = time.perf_counter()
+    losses = []
+    for step in range(settings.decode_train_steps):
+        batch = batches[step % len(batches)]
+        optimizer.zero_grad(set_to_none=True)
+        loss = ours_seq2seq_loss(model, batch)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+    info = {
+        "source": f"trained here: {settings.decode_train_steps} steps of batch {batch_size}, Adam 3e-3",
+        "train_seconds": time.perf_counter() - started,
+        "final_loss": statistics.fmean(losses[-10:]) if losses else math.nan,
+    }
+    return model.eval(), info
+
+
+def load_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: list[dict]) -> tuple[nn.Module, Any, dict]:
+    if settings.decode_model is None:
+        model, info = train_decoding_model(settings, tokenizer, train_rows)
+        return model, tokenizer, info
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    import hf_rnn  # noqa: F401  (registers the Auto classes)
+
+    model = AutoModelForSeq2SeqLM.from_pretrained(settings.decode_model).eval()
+    return model, AutoTokenizer.from_pretrained(settings.decode_model), {"source": settings.decode_model}
+
+
+def benchmark_decoding(settings: BenchmarkSettings, tokenizer, train_rows: list[dict], test_rows: list[dict]):
+    """Sentences/s of our batched greedy and beam search against per-sentence greedy, on test sentences."""
+    model, tokenizer, model_info = load_decoding_model(settings, tokenizer, train_rows)
+    rows = test_rows[: settings.decode_sentences]
+    sources = tokenizer([row["de"] for row in rows], truncation=True)["input_ids"]
+    references = tokenizer(text_target=[row["en"] for row in rows], truncation=True)["input_ids"]
+    max_new, batch_size, beams = settings.decode_max_new_tokens, settings.decode_batch_size, settings.decode_num_beams
+
+    runners = {
+        "per_sentence_greedy_reference": lambda: per_sentence_greedy(model, sources, max_new),
+        "ours_batched_greedy": lambda: batched_generate(model, sources, batch_size, 1, max_new),
+        f"ours_batched_beam{beams}": lambda: batched_generate(model, sources, batch_size, beams, max_new),
+    }
+    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
+
+    per_sentence = per_sentence_greedy(model, sources, max_new)
+    batched = batched_generate(model, sources, batch_size, 1, max_new)
+    beam = batched_generate(model, sources, batch_size, beams, max_new)
+    matches = sum(a == b for a, b in zip(per_sentence, batched))
+
+    results: dict[str, Any] = {}
+    generated = {"per_sentence_greedy_reference": per_sentence, "ours_batched_greedy": batched}
+    generated[f"ours_batched_beam{beams}"] = beam
+    first_batch = sources[:batch_size]
+    memory_runners = {
+        "per_sentence_greedy_reference": lambda: per_sentence_greedy(model, first_batch, max_new),
+        "ours_batched_greedy": lambda: batched_generate(model, first_batch, batch_size, 1, max_new),
+        f"ours_batched_beam{beams}": lambda: batched_generate(model, first_batch, batch_size, beams, max_new),
+    }
+    for name in runners:
+        new_tokens = sum(len(tokens) - 1 for tokens in generated[name])
+        results[name] = summarize(seconds[name], sentences=len(sources), generated_tokens=new_tokens)
+        results[name]["mean_output_length"] = new_tokens / len(sources)
+        if settings.measure_memory:
+            results[name]["peak_tensor_mib"] = peak_tensor_memory_mib(memory_runners[name])
+    reference_rate = results["per_sentence_greedy_reference"]["sentences_per_s"]
+    results["ratios"] = {
+        "batched_greedy_vs_per_sentence_greedy": results["ours_batched_greedy"]["sentences_per_s"] / reference_rate,
+        f"batched_beam{beams}_vs_per_sentence_greedy": results[f"ours_batched_beam{beams}"]["sentences_per_s"]
+        / reference_rate,
+    }
+    results["equivalence"] = {
+        "greedy_identical_sentences": matches,
+        "sentences": len(sources),
+        "batched_greedy_equals_per_sentence": matches == len(sources),
+    }
+    results["data"] = {
+        "sentences": len(sources),
+        "batch_size": batch_size,
+        "num_beams": beams,
+        "max_new_tokens": max_new,
+        "mean_source_length": sum(map(len, sources)) / len(sources),
+        "mean_reference_length": sum(map(len, references)) / len(references),
+        "sentences_at_limit_greedy": sum(len(tokens) - 1 >= max_new for tokens in batched),
+        "memory_measured_on": f"the first {len(first_batch)} sentences",
+    }
+    results["model"] = model_info
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ddp_worker(rank: int, world_size: int, payload_path: str, port: int, threads: int, result_dir: str) -> None:
+    """One process of the DDP measurement: train on this rank's batches, timed between two barriers."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+
+    torch.set_num_threads(threads)
+    payload = torch.load(payload_path, weights_only=False)
+    model = RnnForSequenceClassification(RnnClassifierConfig.from_dict(payload["config"]))
+    model.load_state_dict(payload["state_dict"])
+    model.train()
+    if world_size > 1:
+        os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
+        dist.init_process_group("gloo", rank=rank, world_size=world_size)
+        model = DistributedDataParallel(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = payload["batches"][rank]
+    # `ours_classifier_loss` calls the module it gets: the DDP wrapper, whose forward sets up the gradient all-reduce.
+    train_steps(model, optimizer, batches[:1], ours_classifier_loss)  # warm-up
+    if world_size > 1:
+        dist.barrier()
+    started = time.perf_counter()
+    train_steps(model, optimizer, batches, ours_classifier_loss)
+    if world_size > 1:
+        dist.barrier()
+    elapsed = time.perf_counter() - started
+    tokens = sum(batch.real_tokens for batch in batches)
+    Path(result_dir, f"rank{rank}.json").write_text(json.dumps({"seconds": elapsed, "tokens": tokens}))
+    if world_size > 1:
+        dist.destroy_process_group()
+
+
+def run_ddp_once(payload_path: str, world_size: int, threads: int) -> dict[str, float]:
+    """Spawn `world_size` processes (no DDP wrapper for one) and return their summed tokens/s."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as result_dir:
+        mp.start_processes(
+            ddp_worker,
+            args=(world_size, payload_path, free_port(), threads, result_dir),
+            nprocs=world_size,
+            start_method="spawn",
+        )
+        ranks = [json.loads(Path(result_dir, f"rank{r}.json").read_text()) for r in range(world_size)]
+    seconds = max(rank["seconds"] for rank in ranks)
+    tokens = sum(rank["tokens"] for rank in ranks)
+    return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
+
+
+def benchmark_ddp(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
+    """Tokens/s of our classifier with `ddp_world_size` processes against one process, same per-process batches."""
+    world, batch_size = settings.ddp_world_size, settings.classifier_batch_size
+    count = batch_size * settings.ddp_batches * world
+    tokenizer, examples = load_classifier_examples(settings, data_dir, count, offset=2)
+    grouped = length_grouped_batches(examples, batch_size, tokenizer.pad_token_id)
+    # Neighbouring (similar-length) batches go to different ranks, so the ranks do similar work per step.
+    per_rank = {rank: grouped[rank::world] for rank in range(world)}
+    model = build_classifier(settings, tokenizer)
+    with tempfile.TemporaryDirectory() as folder:
+        payload_path = os.path.join(folder, "payload.pt")
+        torch.save(
+            {"config": model.config.to_dict(), "state_dict": model.state_dict(), "batches": per_rank}, payload_path
+        )
+        single, multi = [], []
+        for _ in range(settings.ddp_repeats):
+            single.append(run_ddp_once(payload_path, 1, settings.threads))
+            multi.append(run_ddp_once(payload_path, world, settings.threads))
+    single_rate = statistics.median(run["tokens_per_s"] for run in single)
+    multi_rate = statistics.median(run["tokens_per_s"] for run in multi)
+    return {
+        "one_process": {"tokens_per_s": single_rate, "runs": single},
+        f"{world}_processes": {"tokens_per_s": multi_rate, "runs": multi},
+        "ratios": {f"{world}x{settings.threads}_vs_1x{settings.threads}": multi_rate / single_rate},
+        "data": {"batches_per_process": settings.ddp_batches, "batch_size": batch_size, "backend": "gloo"},
+        "caveat": "needs as many idle cores as processes x threads; with another job on the machine this ratio "
+        "measures the contention, not DDP",
+    }
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+TARGETS = [
+    # (label, section, ratio key, target)
+    ("classifier: ours vs padded reference", "classifier", "ours_vs_padded_reference", 2.0),
+    ("classifier: ours vs packed reference", "classifier", "ours_vs_packed_reference", None),
+    ("seq2seq: Bahdanau+input feeding vs reference", "seq2seq", "bahdanau_input_feeding_vs_reference", 3.0),
+    ("seq2seq: Luong fast path vs reference", "seq2seq", "luong_fast_path_vs_reference", 8.0),
+    ("decoding: batched greedy vs per-sentence", "decoding", "batched_greedy_vs_per_sentence_greedy", 20.0),
+    ("decoding: batched beam vs per-sentence greedy", "decoding", "batched_beam{beams}_vs_per_sentence_greedy", 5.0),
+]
+
+
+def environment(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
+    import platform
+
+    import transformers
+
+    return {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_start": list(os.getloadavg()),
+        "data_dir": str(data_dir),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def collect_targets(results: dict[str, Any], settings: BenchmarkSettings) -> list[dict[str, Any]]:
+    rows = []
+    for label, section, key, target in TARGETS:
+        key = key.format(beams=settings.decode_num_beams)
+        label = label.replace("beam", f"beam {settings.decode_num_beams}")
+        if section in results and "ratios" in results[section]:
+            value = results[section]["ratios"][key]
+            rows.append(
+                {"name": label, "value": value, "target": target, "met": None if target is None else value >= target}
+            )
+    if "classifier" in results:
+        value = results["classifier"]["flops"]["fraction_of_matmul"]
+        rows.append({"name": "classifier: FLOP/s / matmul FLOP/s", "value": value, "target": 0.5, "met": value >= 0.5})
+    if "ddp" in results and "ratios" in results["ddp"]:
+        ((key, value),) = results["ddp"]["ratios"].items()
+        rows.append({"name": f"DDP {key} tokens/s", "value": value, "target": 1.6, "met": value >= 1.6})
+    return rows
+
+
+def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the selected parts and return the results (settings, environment, one section per part, targets)."""
+    unknown = sorted(set(settings.parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown benchmark part(s) {unknown}; choose from {list(PARTS)}.")
+    # Pin every pool to the requested threads: tokenizers' Rust pool too (read when it first starts).
+    os.environ.setdefault("RAYON_NUM_THREADS", str(settings.threads))
+    torch.set_num_threads(settings.threads)
+    data_dir = resolve_benchmark_data_dir(settings.data_dir)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "settings": dataclasses.asdict(settings),
+        "environment": environment(settings, data_dir),
+        "method": "paths of one comparison alternate round by round in this process (warm-up rounds untimed), same "
+        "model size, batch size and thread count; medians; ratios are throughput ours / reference",
+    }
+    if "classifier" in settings.parts:
+        log("classifier training steps ...")
+        results["classifier"] = benchmark_classifier(settings, data_dir)
+    if "seq2seq" in settings.parts or "decoding" in settings.parts:
+        tokenizer, train_rows, test_rows = load_translation_data(settings, data_dir)
+        if "seq2seq" in settings.parts:
+            log("seq2seq training steps ...")
+            results["seq2seq"] = benchmark_seq2seq(settings, tokenizer, train_rows)
+        if "decoding" in settings.parts:
+            log("decoding ...")
+            results["decoding"] = benchmark_decoding(settings, tokenizer, train_rows, test_rows)
+    if "ddp" in settings.parts:
+        log("DDP scaling ...")
+        results["ddp"] = benchmark_ddp(settings, data_dir)
+    else:
+        results["ddp"] = {
+            "skipped": "not selected"
+            if settings.mode == "full"
+            else f"left out of --{settings.mode}: it spawns processes and needs a second idle core; "
+            "run `hf-rnn benchmark --only ddp` on an idle machine"
+        }
+    results["targets"] = collect_targets(results, settings)
+    results["environment"]["load_average_at_end"] = list(os.getloadavg())
+    results["environment"]["seconds"] = time.perf_counter() - started
+    return results
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The human-readable summary: one row per path, then the targets."""
+    lines = [f"{'part':<11} {'path':<30} {'median s':>9} {'throughput':>20} {'peak MiB':>9} {'vs ref':>7}"]
+    lines.append("-" * len(lines[0]))
+    reference_of = {
+        "classifier": "padded_reference",
+        "seq2seq": "tutorial_reference",
+        "decoding": "per_sentence_greedy_reference",
+    }
+    unit_of = {"classifier": "tokens", "seq2seq": "target_tokens", "decoding": "sentences"}
+    label_of = {"classifier": "tok/s", "seq2seq": "tgt tok/s", "decoding": "sent/s"}
+    for section, reference in reference_of.items():
+        if section not in results:
+            continue
+        unit = unit_of[section]
+        reference_rate = results[section][reference][f"{unit}_per_s"]
+        for name, row in results[section].items():
+            if not isinstance(row, dict) or f"{unit}_per_s" not in row:
+                continue
+            memory = f"{row['peak_tensor_mib']:9.1f}" if "peak_tensor_mib" in row else f"{'-':>9}"
+            rate = row[f"{unit}_per_s"]
+            lines.append(
+                f"{section:<11} {name:<30} {row['median_s']:9.3f} {rate:>10.1f} {label_of[section]:<9} {memory} "
+                f"{rate / reference_rate:6.2f}x"
+            )
+    if "classifier" in results:
+        flops = results["classifier"]["flops"]
+        lines.append(
+            f"classifier FLOP/s: {flops['achieved_gflop_per_s']:.1f} GFLOP/s achieved vs "
+            f"{flops['matmul_gflop_per_s_at_these_shapes']:.1f} GFLOP/s torch.mm at the same shapes "
+            f"({flops['fraction_of_matmul']:.0%})"
+        )
+    ddp = results.get("ddp", {})
+    if "skipped" in ddp:
+        lines.append(f"DDP: skipped ({ddp['skipped']})")
+    elif "ratios" in ddp:
+        ((key, value),) = ddp["ratios"].items()
+        lines.append(f"DDP {key}: {value:.2f}x tokens/s ({ddp['caveat']})")
+    for section in ("classifier", "seq2seq", "decoding"):
+        if section in results:
+            flags = {k: v for k, v in results[section]["equivalence"].items() if isinstance(v, bool)}
+            lines.append(f"equivalence {section}: " + ", ".join(f"{k}={v}" for k, v in flags.items()))
+    lines.append("")
+    lines.append(f"{'target':<50} {'measured':>9} {'target':>7}  met")
+    for row in results["targets"]:
+        target = "-" if row["target"] is None else f"{row['target']:.1f}"
+        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
+        value = f"{row['value']:.0%}" if "FLOP" in row["name"] else f"{row['value']:.2f}x"
+        lines.append(f"{row['name']:<50} {value:>9} {target:>7}  {met}")
+    env = results["environment"]
+    lines.append(
+        f"\n{env['torch_threads']} torch thread(s), {env['cpu_count']} CPUs, load average "
+        f"{env['load_average_at_start'][0]:.2f} -> {env['load_average_at_end'][0]:.2f}, data {env['data_dir']}, "
+        f"{env['seconds']:.0f} s. Paths alternate in one process, so a background load slows ours and the "
+        "references alike: the ratios stay fair, the absolute rates do not."
+    )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="fewer batches and repeats, no DDP (under 2 minutes)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
+    parser.add_argument(
+        "--only", nargs="+", choices=PARTS, help="run only these parts (e.g. --only ddp on an idle machine)"
+    )
+    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (default 5, --quick 3)")
+    parser.add_argument(
+        "--data-dir",
+        help="folder with imdb/ and multi30k/ parquet files, or 'sample'; default: $HF_RNN_DATA_DIR, else "
+        "../shared/data beside the checkout, else the bundled sample",
+    )
+    parser.add_argument("--decode-model", help="a saved rnn_seq2seq model (with tokenizer) to decode with")
+
+
+def add_benchmark_parser(subparsers) -> None:
+    parser = subparsers.add_parser("benchmark", help="time our training and decoding paths against naive references")
+    add_benchmark_arguments(parser)
+    parser.set_defaults(handler=run_benchmark_command)
+
+
+def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
+    overrides: dict[str, Any] = {"threads": args.threads, "data_dir": args.data_dir, "decode_model": args.decode_model}
+    if args.repeats is not None:
+        overrides["repeats"] = args.repeats
+    if args.only:
+        overrides["parts"] = tuple(args.only)
+    return BenchmarkSettings.quick(**overrides) if args.quick else BenchmarkSettings(**overrides)
+
+
+def run_benchmark_command(args: argparse.Namespace) -> int:
+    results = run_benchmark(settings_from_args(args), log=lambda message: print(message, file=sys.stderr))
+    print(format_table(results))
+    if args.json_path:
+        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json_path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0])
+    add_benchmark_arguments(parser)
+    return run_benchmark_command(parser.parse_args(argv))
+
+
+__all__ = ["BenchmarkSettings", "add_benchmark_parser", "format_table", "run_benchmark"]
