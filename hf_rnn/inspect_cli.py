@@ -243,11 +243,45 @@ def add_diagnose_parser(subparsers) -> None:
     gates.set_defaults(handler=run_diagnose_gates)
 
 
+def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[dict, DataConfig, str]:
+    """The classifiers `diagnose gradients` measures: `({label: (model, tokenizer)}, data config, state)`."""
+    from .evaluation import recipe_data_config
+    from .recipe import load_recipe
+
+    sources = args.sources
+    if not from_recipe:
+        models = {}
+        for source in sources:
+            model, tokenizer = load_classifier(source)
+            name = Path(source).resolve().name
+            cell = model.config.cell_type
+            models[name if cell in name.lower() else f"{name} [{cell}]"] = (model, tokenizer)
+        return models, recipe_data_config(sources[0]), "saved model" + ("s" if len(sources) > 1 else "")
+
+    recipe = load_recipe(sources[0], args.overrides)
+    if recipe.task != "classification":
+        raise RecipeError(f"gradient flow is measured for classification recipes, got task {recipe.task!r}.")
+    cells = args.cells or list(CELL_TYPES)
+    if args.train_steps > 0:
+        run_dirs = briefly_trained_models(
+            sources[0],
+            args.overrides,
+            cells,
+            args.train_steps,
+            Path(args.output) / "models",
+            args.data_dir,
+            args.recipe_architecture,
+            args.threads,
+        )
+        models = {cell: load_classifier(run_dir) for cell, run_dir in run_dirs.items()}
+        return models, recipe.data, f"after {args.train_steps} training steps"
+    models = fresh_models_from_recipe(recipe, cells, args.data_dir, args.recipe_architecture, args.seed)
+    return models, recipe.data, "at initialisation"
+
+
 def run_diagnose_gradients(args: argparse.Namespace) -> int:
     from .data import load_eval_split
     from .diagnostics import clip_coefficient, gradient_norms_per_step, plot_gradient_flow, write_json
-    from .evaluation import recipe_data_config
-    from .recipe import load_recipe
 
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output)
@@ -264,37 +298,7 @@ def run_diagnose_gradients(args: argparse.Namespace) -> int:
         )
 
     started = time.perf_counter()
-    if from_recipe:
-        recipe = load_recipe(sources[0], args.overrides)
-        if recipe.task != "classification":
-            raise RecipeError(f"gradient flow is measured for classification recipes, got task {recipe.task!r}.")
-        cells = args.cells or list(CELL_TYPES)
-        data = recipe.data
-        if args.train_steps > 0:
-            run_dirs = briefly_trained_models(
-                sources[0],
-                args.overrides,
-                cells,
-                args.train_steps,
-                output_dir / "models",
-                args.data_dir,
-                args.recipe_architecture,
-                args.threads,
-            )
-            models = {cell: load_classifier(run_dir) for cell, run_dir in run_dirs.items()}
-            state = f"after {args.train_steps} training steps"
-        else:
-            models = fresh_models_from_recipe(recipe, cells, args.data_dir, args.recipe_architecture, args.seed)
-            state = "at initialisation"
-    else:
-        data = recipe_data_config(sources[0])
-        models = {}
-        for source in sources:
-            model, tokenizer = load_classifier(source)
-            name = Path(source).resolve().name
-            cell = model.config.cell_type
-            models[name if cell in name.lower() else f"{name} [{cell}]"] = (model, tokenizer)
-        state = "saved model" + ("s" if len(sources) > 1 else "")
+    models, data, state = gradient_flow_models(args, from_recipe)
 
     first_tokenizer = next(iter(models.values()))[1]
     max_length = args.max_length or first_tokenizer.model_max_length
