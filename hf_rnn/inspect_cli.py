@@ -461,12 +461,17 @@ def compare_cells(
     return rows
 
 
+def plural(count: float, noun: str) -> str:
+    """`plural(1, "epoch")` -> `"1 epoch"`, `plural(2.5, "epoch")` -> `"2.5 epochs"`."""
+    return f"{count:g} {noun}{'' if count == 1 else 's'}"
+
+
 def comparison_markdown(rows: Sequence[dict], settings: dict) -> str:
     """A markdown table of `compare_cells` rows, preceded by the settings that produced it."""
     lines = [
         f"Recipe `{settings['recipe']}` on `{settings['data']}`: {settings['train_samples']} training reviews "
-        f"({settings['epochs']} epoch(s)), {settings['test_samples']} test reviews, texts truncated to "
-        f"{settings['max_length']} tokens, {settings['threads']} thread(s); only `model.cell_type` differs.",
+        f"({plural(settings['epochs'], 'epoch')}), {settings['test_samples']} test reviews, texts truncated to "
+        f"{settings['max_length']} tokens, {plural(settings['threads'], 'thread')}; only `model.cell_type` differs.",
         "",
         "| cell | parameters | train time (s) | train examples/s | validation accuracy | test accuracy | test macro-F1 |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -532,7 +537,7 @@ def run_compare_cells(args: argparse.Namespace) -> int:
         rows,
         output_dir / "comparison.png",
         title=f"Same recipe, same budget: {settings['train_samples']} training / {settings['test_samples']} test "
-        f"reviews, {args.epochs:g} epoch(s), ≤{args.max_length} tokens, {args.threads} thread(s)",
+        f"reviews, {plural(args.epochs, 'epoch')}, ≤{args.max_length} tokens, {plural(args.threads, 'thread')}",
     )
     print(table)
     print(f"wrote {output_dir / 'comparison.md'}, comparison.json and comparison.png")
