@@ -1,7 +1,16 @@
-"""Metrics computed locally (no Hub download): accuracy and macro-F1 with numpy, BLEU and chrF with sacreBLEU."""
+"""Metrics computed locally (no Hub download): accuracy and macro-F1 with numpy, BLEU and chrF with sacreBLEU.
+
+The same metrics are available through the `evaluate` API, offline: `load_metric("accuracy" | "f1" |
+"sacrebleu" | "chrf")` loads the metric modules shipped in `hf_rnn/evaluate_metrics/`, which call the functions
+below.
+"""
+
+from pathlib import Path
 
 import numpy as np
 import sacrebleu
+
+EVALUATE_METRICS_DIR = Path(__file__).parent / "evaluate_metrics"
 
 
 def classification_metrics(predictions: np.ndarray, references: np.ndarray) -> dict[str, float]:
@@ -32,3 +41,20 @@ def translation_metrics(hypotheses: list[str], references: list[str]) -> dict[st
         "bleu_signature": str(bleu.get_signature()),
         "chrf_signature": str(chrf.get_signature()),
     }
+
+
+def translation_signatures() -> dict[str, str]:
+    """The sacreBLEU signatures (settings and version) of `translation_metrics`, one reference per hypothesis."""
+    # sacrebleu learns the number of references, part of the signature, from a scoring.
+    scores = translation_metrics(["."], ["."])
+    return {key: value for key, value in scores.items() if key.endswith("_signature")}
+
+
+def load_metric(name: str):
+    """An `evaluate` metric module of hf_rnn (`accuracy`, `f1` (macro), `sacrebleu`, `chrf`), loaded offline."""
+    import evaluate  # imported here: it takes seconds, and training and evaluation do not need it
+
+    available = sorted(path.stem for path in EVALUATE_METRICS_DIR.glob("*/*.py") if path.stem == path.parent.name)
+    if name not in available:
+        raise ValueError(f"unknown metric {name!r}: hf_rnn ships {available}.")
+    return evaluate.load(str(EVALUATE_METRICS_DIR / name))
