@@ -9,6 +9,7 @@ from pathlib import Path
 from . import inspect_cli
 from .benchmark import add_benchmark_parser
 from .data import DataError
+from .hub import HubError, add_push_parser
 from .recipe import RecipeError
 
 
@@ -148,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_parser(subparsers)
     add_translate_parser(subparsers)
     add_classify_parser(subparsers)
+    add_push_parser(subparsers)
     add_benchmark_parser(subparsers)
     inspect_cli.add_diagnose_parser(subparsers)
     inspect_cli.add_compare_cells_parser(subparsers)
@@ -160,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (RecipeError, DataError) as error:
+    except (RecipeError, DataError, HubError) as error:
         print(f"hf-rnn {args.command}: error: {error}", file=sys.stderr)
         return 2
 

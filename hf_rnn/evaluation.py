@@ -3,7 +3,6 @@
 import dataclasses
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,14 +12,15 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
 from .data import DATASET_PRESETS, DataConfig, load_eval_split
+from .hub import run_file
 from .metrics import classification_metrics
 from .training import peak_rss_mb
 
 
 def recipe_data_config(model_dir: str) -> DataConfig:
     """The `data` section saved with a run (`recipe.yaml`), or the defaults when there is none."""
-    path = Path(model_dir) / "recipe.yaml"
-    if not path.is_file():
+    path = run_file(model_dir, "recipe.yaml")
+    if path is None:
         return DataConfig()
     data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
     return DataConfig(**data)

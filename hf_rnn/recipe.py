@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
 from .data import DataConfig
 from .tokenization import TokenizerConfig
@@ -40,6 +42,8 @@ class RecipeTrainingOptions:
         gradient_flow_every: classification only; every N optimizer steps, record ‖∂L/∂x_t‖ per token
             position on a fixed training batch into `<output_dir>/gradient_flow.json`
             (`hf_rnn.diagnostics.GradientFlowCallback`; None: off).
+        push_to_hub_repo: Hub repo (`user/name`) that the finished run is pushed to, as `hf-rnn push` does
+            (None: no upload).
     """
 
     early_stopping_patience: int | None = None
@@ -49,6 +53,7 @@ class RecipeTrainingOptions:
     generation_max_new_tokens: int = 100
     threads: int | None = None
     gradient_flow_every: int | None = None
+    push_to_hub_repo: str | None = None
 
     def __post_init__(self):
         if self.teacher_forcing_schedule not in ("constant", "linear"):
@@ -64,6 +69,11 @@ class RecipeTrainingOptions:
             raise ValueError(f"`training.threads` must be >= 1, got {self.threads}.")
         if self.gradient_flow_every is not None and self.gradient_flow_every < 1:
             raise ValueError(f"`training.gradient_flow_every` must be >= 1, got {self.gradient_flow_every}.")
+        if self.push_to_hub_repo is not None:
+            try:
+                validate_repo_id(self.push_to_hub_repo)
+            except HFValidationError as error:
+                raise ValueError(f"`training.push_to_hub_repo` must be a Hub repo id (user/name): {error}") from error
 
 
 @dataclasses.dataclass

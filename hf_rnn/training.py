@@ -2,8 +2,10 @@
 
 Run it as `hf-rnn train RECIPE.yaml --output-dir DIR` or `accelerate launch scripts/train.py RECIPE.yaml ...`.
 What a run leaves in its output dir: the model (safetensors) and its config, the tokenizer, `recipe.yaml`
-(the resolved recipe), `train_results.json`, `eval_results.json`, `test_results.json`, `all_results.json`,
-`trainer_state.json` (the log history), checkpoints, and a model card `README.md`.
+(the resolved recipe), `run_info.json` (command, data source, split sizes, hardware, versions),
+`train_results.json`, `eval_results.json`, `test_results.json`, `all_results.json`, `trainer_state.json` (the log
+history), checkpoints, the model's code files with `auto_map` (see `hub.export_remote_code`), and a model card
+`README.md`. With `training.push_to_hub_repo` set, the run is then pushed to the Hub (`hub.push`).
 """
 
 import dataclasses
@@ -19,6 +21,8 @@ import torch
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_seed
 
 from .data import DataConfig, load_task_splits
+from .hub import export_remote_code, push
+from .model_card import write_run_info
 from .recipe import Recipe, RecipeError
 from .tasks import TASK_ADAPTERS, TaskAdapter
 from .tokenization import train_tokenizer
@@ -141,10 +145,13 @@ def train(
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        write_run_info(output_dir, data_dir, {name: len(split) for name, split in encoded.items()})
 
     checkpoint = resume if isinstance(resume, str) else (True if resume else None)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
+    if trainer.is_world_process_zero():
+        export_remote_code(output_dir)
 
     train_metrics = dict(train_result.metrics)
     train_metrics["train_examples"] = len(encoded["train"])
@@ -172,6 +179,8 @@ def train(
 
     if trainer.is_world_process_zero():
         adapter.write_model_card(output_dir, recipe, read_results(output_dir))
+        if recipe.options.push_to_hub_repo:
+            push(output_dir, recipe.options.push_to_hub_repo)
     return read_results(output_dir)
 
 
