@@ -105,8 +105,9 @@ def push(
     """Upload a run directory to the Hub repo `repo_id` (created if missing) as one commit; returns its URL.
 
     Before uploading, the model code is exported and the model card re-rendered for `repo_id`, so the card's
-    snippets name the repo and its results include any `eval_*.json` added since training. Offline, or without
-    a token, it fails before touching anything.
+    snippets name the repo and its results include any `eval_*.json` added since training (edit the templates
+    in `model_cards/`, not README.md). Offline, without a token, or with a bad recipe or repo id, it fails
+    before changing anything.
     """
     model_dir = Path(model_dir)
     model_type = read_model_type(model_dir)
@@ -129,8 +130,8 @@ def push(
     if token is None:
         raise HubError("no Hugging Face token: set $HF_TOKEN, run `hf auth login`, or pass --token.")
 
-    code_files = export_remote_code(model_dir)
     recipe = recipe_from_dict(yaml.safe_load(recipe_path.read_text(encoding="utf-8")))
+    code_files = export_remote_code(model_dir)
     write_model_card(model_dir, model_type, recipe, read_json(model_dir / "all_results.json"), repo_id=repo_id)
     operations = [
         CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
