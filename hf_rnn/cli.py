@@ -8,8 +8,10 @@ from pathlib import Path
 
 from . import inspect_cli
 from .benchmark import add_benchmark_parser
+from .checkpoints import CheckpointError
 from .data import DataError
 from .hub import HubError, add_push_parser
+from .loading import ModelLoadError
 from .recipe import RecipeError
 
 
@@ -102,13 +104,15 @@ def add_translate_parser(subparsers) -> None:
 
 
 def run_translate(args: argparse.Namespace) -> int:
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM
 
+    from .loading import load_model, load_tokenizer
+    from .tokenization import clean_text
     from .translation import generate_translations, plot_attention, translate_with_attention
 
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).eval()
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, AutoModelForSeq2SeqLM)
+    texts = [clean_text(text) for text in (args.texts or [line.rstrip("\n") for line in sys.stdin])]
     translations = generate_translations(
         model, tokenizer, texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, progress=False
     )
@@ -131,14 +135,20 @@ def add_classify_parser(subparsers) -> None:
 
 
 def run_classify(args: argparse.Namespace) -> int:
-    from transformers import pipeline
+    from transformers import AutoModelForSequenceClassification, pipeline
 
-    import hf_rnn  # noqa: F401  (registers the Auto classes)
+    from .loading import load_model, load_tokenizer
+    from .tokenization import clean_text, truncated_flags
 
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin]
-    classifier = pipeline("text-classification", model=args.model, truncation=True)
-    for text, result in zip(texts, classifier(texts)):
-        print(json.dumps({"text": text[:80], **result}, ensure_ascii=False))
+    tokenizer = load_tokenizer(args.model)
+    model = load_model(args.model, AutoModelForSequenceClassification)
+    texts = [clean_text(text) for text in (args.texts or [line.rstrip("\n") for line in sys.stdin])]
+    classifier = pipeline("text-classification", model=model, tokenizer=tokenizer, truncation=True)
+    # `truncated`: the text was longer than the tokenizer's model_max_length and only its start was read.
+    truncated = truncated_flags(tokenizer(texts, truncation=True)) if texts else []
+    results = classifier(texts) if texts else []
+    for text, result, was_truncated in zip(texts, results, truncated):
+        print(json.dumps({"text": text[:80], **result, "truncated": was_truncated}, ensure_ascii=False))
     return 0
 
 
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (RecipeError, DataError, HubError) as error:
+    except (RecipeError, DataError, ModelLoadError, CheckpointError, HubError) as error:
         print(f"hf-rnn {args.command}: error: {error}", file=sys.stderr)
         return 2
 

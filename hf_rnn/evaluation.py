@@ -9,11 +9,13 @@ import numpy as np
 import torch
 import yaml
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from .data import DATASET_PRESETS, DataConfig, load_eval_split
 from .hub import run_file
+from .loading import ModelLoadError, load_config, load_model, load_tokenizer
 from .metrics import classification_metrics
+from .tokenization import clean_text, truncated_flags
 from .training import peak_rss_mb
 
 
@@ -22,8 +24,11 @@ def recipe_data_config(model_dir: str) -> DataConfig:
     path = run_file(model_dir, "recipe.yaml")
     if path is None:
         return DataConfig()
-    data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
-    return DataConfig(**data)
+    try:
+        data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
+        return DataConfig(**data)
+    except (yaml.YAMLError, AttributeError, TypeError) as error:
+        raise ModelLoadError(f"{path} is not a valid hf_rnn recipe ({str(error).splitlines()[0]}).") from error
 
 
 def resolve_data_config(model_dir: str, dataset: str | None) -> DataConfig:
@@ -39,18 +44,23 @@ def resolve_data_config(model_dir: str, dataset: str | None) -> DataConfig:
 
 
 def evaluate_classifier(model, tokenizer, split, data: DataConfig, batch_size: int) -> dict[str, Any]:
-    """Accuracy and macro-F1; texts are encoded in length order batch by batch, so memory stays bounded."""
-    texts = split[data.text_column]
+    """Accuracy and macro-F1; texts are encoded in length order batch by batch, so memory stays bounded.
+
+    Texts are truncated to the tokenizer's `model_max_length`; `truncated_inputs` counts those that were.
+    """
+    texts = [clean_text(text) for text in split[data.text_column]]
     labels = np.asarray(split[data.label_column])
     order = np.argsort([len(text) for text in texts], kind="stable")
     predictions = np.empty(len(texts), dtype=np.int64)
+    truncated = 0
     with torch.inference_mode():
         for start in tqdm(range(0, len(order), batch_size), desc="Evaluating", unit="batch"):
             index = order[start : start + batch_size]
             encoded = tokenizer([texts[i] for i in index], truncation=True, padding=True, return_tensors="pt")
+            truncated += sum(truncated_flags(encoded))
             logits = model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).logits
             predictions[index] = logits.argmax(dim=-1).numpy()
-    return classification_metrics(predictions, labels)
+    return {**classification_metrics(predictions, labels), "truncated_inputs": truncated}
 
 
 def evaluate_model(
@@ -67,15 +77,15 @@ def evaluate_model(
     """Load a saved model and its tokenizer, score it on `split`, and report speed and peak memory."""
     if threads:
         torch.set_num_threads(threads)
+    config = load_config(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     data = resolve_data_config(model_dir, dataset)
-    config = AutoConfig.from_pretrained(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     started = time.perf_counter()
     if config.model_type == "rnn_classifier":
         split_data = load_eval_split(data, data_dir, split, [data.text_column, data.label_column])
         if max_samples is not None:
             split_data = split_data.select(range(min(max_samples, len(split_data))))
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        model = load_model(model_dir, AutoModelForSequenceClassification)
         metrics = evaluate_classifier(model, tokenizer, split_data, data, batch_size)
     else:
         from .translation import evaluate_translator

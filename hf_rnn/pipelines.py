@@ -6,10 +6,15 @@ so hf_rnn registers its pipeline as `rnn-translation`. After `import hf_rnn`,
 `translator("Ein Hund läuft.", num_beams=5)` -> `[{"translation_text": "A dog is running."}]`.
 """
 
+import logging
 from typing import Any
 
 from transformers import AutoModelForSeq2SeqLM, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+
+from .tokenization import clean_text, truncated_flags
+
+logger = logging.getLogger(__name__)
 
 TRANSLATION_TASK = "rnn-translation"
 
@@ -17,7 +22,8 @@ TRANSLATION_TASK = "rnn-translation"
 class RnnTranslationPipeline(Pipeline):
     """Text in, `[{"translation_text": ...}]` out, through `model.generate` (any generation keyword works).
 
-    Inputs are truncated to the tokenizer's `model_max_length`; an empty input gives an empty translation.
+    Inputs are truncated to the tokenizer's `model_max_length` (with a logged warning); an empty or
+    whitespace-only input gives an empty translation; undecodable characters (lone surrogates) become U+FFFD.
     """
 
     _load_processor = False
@@ -33,7 +39,15 @@ class RnnTranslationPipeline(Pipeline):
     def preprocess(self, text: str) -> dict[str, Any]:
         if not isinstance(text, str):
             raise TypeError(f"translation inputs must be strings, got {type(text).__name__}.")
-        return {"is_empty": not text.strip(), **self.tokenizer([text], truncation=True, return_tensors="pt")}
+        text = clean_text(text)
+        encoded = self.tokenizer([text], truncation=True, return_tensors="pt")
+        if truncated_flags(encoded)[0]:
+            logger.warning(
+                "input of %d characters truncated to model_max_length=%d tokens: the rest is not translated.",
+                len(text),
+                self.tokenizer.model_max_length,
+            )
+        return {"is_empty": not text.strip(), **encoded}
 
     def _forward(self, model_inputs: dict[str, Any], **generate_kwargs) -> dict[str, Any]:
         if model_inputs.pop("is_empty"):

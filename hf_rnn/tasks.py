@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from datasets import ClassLabel, Dataset
+from datasets import ClassLabel, Dataset, DatasetDict
 from transformers import (
     DataCollatorForSeq2Seq,
     DataCollatorWithPadding,
@@ -20,7 +20,7 @@ from transformers import (
     TrainingArguments,
 )
 
-from .data import DataConfig
+from .data import DataConfig, DataError
 from .metrics import classification_metrics, translation_metrics
 from .model_card import write_model_card
 from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
@@ -56,6 +56,9 @@ class TaskAdapter:
 
     def required_columns(self, data: DataConfig) -> list[str]:
         raise NotImplementedError
+
+    def validate_data(self, splits: DatasetDict, data: DataConfig) -> None:
+        """Fail with a `DataError` naming the column on values training cannot use, before any training."""
 
     def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
         raise NotImplementedError
@@ -99,6 +102,32 @@ class ClassificationTask(TaskAdapter):
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return [data.text_column, data.label_column]
+
+    def validate_data(self, splits: DatasetDict, data: DataConfig) -> None:
+        """Every split's labels must be integer ids of the classes that the training split defines."""
+        column = data.label_column
+        labels_by_split = {}
+        for split_name, split in splits.items():
+            values = split[column]
+            missing = sum(value is None for value in values)
+            if missing:
+                raise DataError(f"label column {column!r} of split {split_name!r} has {missing} empty (null) value(s).")
+            labels = np.asarray(values)
+            if labels.size and not np.issubdtype(labels.dtype, np.integer):
+                raise DataError(
+                    f"label column {column!r} of split {split_name!r} must hold integer class ids, got "
+                    f"{labels.dtype} values such as {labels[0]!r}: map them to 0..K-1 first."
+                )
+            labels_by_split[split_name] = labels
+        names = label_names(splits["train"], column)
+        for split_name, labels in labels_by_split.items():
+            outside = np.flatnonzero((labels < 0) | (labels >= len(names)))
+            if len(outside):
+                raise DataError(
+                    f"label column {column!r} of split {split_name!r} has {len(outside)} value(s) outside "
+                    f"[0, {len(names)}) (row {outside[0]}: {labels[outside[0]]}); the training split defines "
+                    f"{len(names)} classes {names}."
+                )
 
     def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
         for batch in train_split.iter(batch_size=1000):
@@ -183,6 +212,18 @@ class TranslationTask(TaskAdapter):
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return ["translation"]
+
+    def validate_data(self, splits: DatasetDict, data: DataConfig) -> None:
+        """Both languages of the recipe's direction must be fields of every split's `translation` column."""
+        for split_name, split in splits.items():
+            feature = split.features["translation"]
+            languages = sorted(getattr(feature, "languages", None) or (feature if isinstance(feature, dict) else []))
+            missing = [lang for lang in (data.source_lang, data.target_lang) if lang not in languages]
+            if missing:
+                raise DataError(
+                    f"column 'translation' of split {split_name!r} has languages {languages}, not {missing}: "
+                    "set `data.source_lang` / `data.target_lang`."
+                )
 
     def tokenizer_texts(self, train_split: Dataset, data: DataConfig) -> Iterator[str]:
         """Both languages: one joint vocabulary, so source and target embeddings can be shared."""

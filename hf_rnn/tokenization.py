@@ -5,6 +5,8 @@ The result is a `PreTrainedTokenizerFast` that `save_pretrained` writes beside t
 every encoded text ends with `</s>`.
 """
 
+import string
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -102,7 +104,10 @@ def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Traine
 def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> PreTrainedTokenizerFast:
     """Learn a vocabulary from `texts` and wrap it as a transformers fast tokenizer."""
     tokenizer, trainer = build_tokenizer(config)
-    tokenizer.train_from_iterator(limit(texts, config.training_texts), trainer=trainer)
+    if config.model == "wordpiece":
+        tokenizer = train_wordpiece(tokenizer, trainer, list(limit(texts, config.training_texts)))
+    else:
+        tokenizer.train_from_iterator(limit(texts, config.training_texts), trainer=trainer)
     eos_id = tokenizer.token_to_id(EOS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, eos_id)]
@@ -119,8 +124,70 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> PreTrained
     )
 
 
+def train_wordpiece(tokenizer: Tokenizer, trainer: trainers.WordPieceTrainer, texts: list[str]) -> Tokenizer:
+    """Train WordPiece so that the same texts always give the same vocabulary.
+
+    `tokenizers` (0.23) gives `##x` continuation tokens their ids in hash-map order, and those ids break ties
+    between equally frequent merges, so two trainings on the same texts can learn different vocabularies
+    (huggingface/tokenizers#1794): runs with the same seed would then differ. Listing every `##x` as a special
+    token, sorted, fixes their ids before training; the tokenizer is then rebuilt from the learned vocabulary with
+    only the real special tokens, so `##x` stay ordinary subwords.
+    """
+    prefix = trainer.continuing_subword_prefix or "##"
+    chars: set[str] = set()
+    for text in texts:
+        chars.update(tokenizer.normalizer.normalize_str(text))
+    # BertPreTokenizer splits on whitespace and punctuation, so only other characters can continue a word.
+    word_chars = sorted(char for char in chars if not char.isspace() and not is_bert_punctuation(char))
+    trainer.special_tokens = SPECIAL_TOKENS + [prefix + char for char in word_chars]
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    rebuilt = Tokenizer(models.WordPiece(tokenizer.get_vocab(with_added_tokens=True), unk_token=UNK))
+    rebuilt.normalizer = tokenizer.normalizer
+    rebuilt.pre_tokenizer = tokenizer.pre_tokenizer
+    rebuilt.decoder = tokenizer.decoder
+    rebuilt.add_special_tokens(SPECIAL_TOKENS)
+    return rebuilt
+
+
+def is_bert_punctuation(char: str) -> bool:
+    """The punctuation test of `BertPreTokenizer`: ASCII punctuation or a Unicode `P*` category."""
+    return char in string.punctuation or unicodedata.category(char).startswith("P")
+
+
 def limit(texts: Iterable[str], count: int | None) -> Iterator[str]:
     for index, text in enumerate(texts):
         if count is not None and index >= count:
             return
         yield text
+
+
+def clean_text(text: str | None) -> str:
+    """`text` made safe to tokenize: None becomes "", lone surrogates (from undecodable bytes) become U+FFFD.
+
+    Python decodes command-line arguments and, in UTF-8 mode, stdin with `surrogateescape`, so invalid UTF-8
+    bytes arrive as lone surrogates, which the Rust tokenizer refuses for the whole batch. Control characters
+    and NUL bytes are handled by the tokenizer's normalizer (see `build_normalizer`).
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be strings, got {type(text).__name__}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def truncated_flags(encoded) -> list[bool]:
+    """For a fast tokenizer's `BatchEncoding` made with `truncation=True`: which inputs lost tokens."""
+    return [bool(encoding.overflowing) for encoding in encoded.encodings]
+
+
+def count_truncated(tokenizer, texts: list[str], batch_size: int = 1000) -> int:
+    """How many of `texts` are longer than the tokenizer's `model_max_length` (and so get truncated)."""
+    count = 0
+    for start in range(0, len(texts), batch_size):
+        batch = [clean_text(text) for text in texts[start : start + batch_size]]
+        count += sum(truncated_flags(tokenizer(batch, truncation=True)))
+    return count

@@ -20,7 +20,8 @@ from typing import Any
 import torch
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_seed
 
-from .data import DataConfig, load_task_splits
+from .checkpoints import resolve_resume_checkpoint
+from .data import DataConfig, hub_is_offline, load_task_splits
 from .hub import export_remote_code, push
 from .model_card import write_run_info
 from .recipe import Recipe, RecipeError
@@ -52,11 +53,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def prepare_tokenizer(recipe: Recipe, adapter: TaskAdapter, train_split, output_dir: Path, is_main: bool):
-    """Learn the tokenizer on the training split (main process), or load the one already in `output_dir`.
+def prepare_tokenizer(
+    recipe: Recipe,
+    adapter: TaskAdapter,
+    train_split,
+    output_dir: Path,
+    is_main: bool,
+    checkpoint: str | os.PathLike | None = None,
+):
+    """Learn the tokenizer on the training split (main process), or load the one already saved.
 
-    Other processes, and a resumed run, load what the main process saved, so every rank uses the same vocabulary.
+    Other processes load what the main process saved in `output_dir`, so every rank uses the same vocabulary. A
+    resumed run (`checkpoint` given) loads the checkpoint's tokenizer (else `output_dir`'s) on every rank, main
+    included: the checkpoint's embeddings index that vocabulary.
     """
+    if checkpoint is not None:
+        for folder in (Path(checkpoint), output_dir):
+            if (folder / "tokenizer.json").is_file():
+                return PreTrainedTokenizerFast.from_pretrained(folder)
+        raise RecipeError(f"cannot resume: no tokenizer.json in {str(checkpoint)!r} or {str(output_dir)!r}.")
     saved = output_dir / "tokenizer.json"
     if saved.is_file() and not is_main:
         return PreTrainedTokenizerFast.from_pretrained(output_dir)
@@ -117,11 +132,20 @@ def train(
     adapter = TASK_ADAPTERS[recipe.task]
     adapter.validate_model_section(recipe)
     args = build_training_arguments(adapter, recipe, output_dir)
+    if args.push_to_hub and hub_is_offline():
+        raise RecipeError(
+            "`training.push_to_hub` is set but the Hugging Face Hub is offline (HF_HUB_OFFLINE set or unreachable): "
+            "set training.push_to_hub=false and upload the output dir later."
+        )
+    checkpoint = resolve_resume_checkpoint(resume, output_dir)
     set_seed(args.seed)
 
     splits = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))
+    adapter.validate_data(splits, recipe.data)
     with args.main_process_first(desc="tokenizer"):
-        tokenizer = prepare_tokenizer(recipe, adapter, splits["train"], output_dir, args.process_index == 0)
+        tokenizer = prepare_tokenizer(
+            recipe, adapter, splits["train"], output_dir, args.process_index == 0, checkpoint=checkpoint
+        )
     with args.main_process_first(desc="tokenize datasets"):
         encoded = add_lengths(splits, adapter, tokenizer, recipe.data)
     # Evaluation order does not change metrics; sorting by length keeps padding (and time) low.
@@ -147,7 +171,6 @@ def train(
         (output_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
         write_run_info(output_dir, data_dir, {name: len(split) for name, split in encoded.items()})
 
-    checkpoint = resume if isinstance(resume, str) else (True if resume else None)
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
     if trainer.is_world_process_zero():

@@ -1,5 +1,6 @@
 """Translating with a saved encoder-decoder: batched generation, sacreBLEU scoring, attention heatmaps."""
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,12 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM
 
 from .data import DataConfig
+from .loading import load_model
 from .metrics import translation_metrics
 from .tasks import decode_token_ids
+from .tokenization import clean_text, count_truncated, truncated_flags
+
+logger = logging.getLogger(__name__)
 
 
 def generate_translations(
@@ -22,14 +27,21 @@ def generate_translations(
     max_new_tokens: int = 100,
     progress: bool = True,
 ) -> list[str]:
-    """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order."""
+    """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order.
+
+    Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
+    undecodable characters are cleaned by `clean_text`.
+    """
+    sources = [clean_text(text) for text in sources]
     order = np.argsort([len(text) for text in sources], kind="stable")
     outputs: list[str] = [""] * len(sources)
     starts = range(0, len(order), batch_size)
+    truncated = 0
     with torch.inference_mode():
         for start in tqdm(starts, desc="Translating", unit="batch", disable=not progress):
             index = order[start : start + batch_size]
             encoded = tokenizer([sources[i] for i in index], truncation=True, padding=True, return_tensors="pt")
+            truncated += sum(truncated_flags(encoded))
             generated = model.generate(
                 input_ids=encoded["input_ids"],
                 attention_mask=encoded["attention_mask"],
@@ -38,6 +50,13 @@ def generate_translations(
             )
             for i, text in zip(index, decode_token_ids(tokenizer, generated.numpy())):
                 outputs[i] = text
+    if truncated:
+        logger.warning(
+            "%d of %d sources were longer than model_max_length=%d tokens and were truncated.",
+            truncated,
+            len(sources),
+            tokenizer.model_max_length,
+        )
     return outputs
 
 
@@ -51,7 +70,7 @@ def evaluate_translator(
     max_new_tokens: int,
 ) -> dict[str, Any]:
     """sacreBLEU and chrF (with signatures) of beam-search translations of `split`."""
-    model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).eval()
+    model = load_model(model_dir, AutoModelForSeq2SeqLM)
     pairs = split["translation"]
     sources = [pair[data.source_lang] for pair in pairs]
     references = [pair[data.target_lang] for pair in pairs]
@@ -60,6 +79,7 @@ def evaluate_translator(
         "direction": f"{data.source_lang}-{data.target_lang}",
         "num_beams": num_beams,
         **translation_metrics(hypotheses, references),
+        "truncated_inputs": count_truncated(tokenizer, sources),
         "samples": [
             {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]
         ],
