@@ -876,12 +876,12 @@ def load_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: list
     if settings.decode_model is None:
         model, info = train_decoding_model(settings, tokenizer, train_rows)
         return model, tokenizer, info
-    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+    from transformers import AutoModelForSeq2SeqLM
 
-    import hf_rnn  # noqa: F401  (registers the Auto classes)
+    from .loading import load_model, load_tokenizer  # safetensors only, one-line errors
 
-    model = AutoModelForSeq2SeqLM.from_pretrained(settings.decode_model).eval()
-    return model, AutoTokenizer.from_pretrained(settings.decode_model), {"source": settings.decode_model}
+    model = load_model(settings.decode_model, AutoModelForSeq2SeqLM)
+    return model, load_tokenizer(settings.decode_model), {"source": settings.decode_model}
 
 
 def benchmark_decoding(settings: BenchmarkSettings, tokenizer, train_rows: list[dict], test_rows: list[dict]):

@@ -61,15 +61,14 @@ def is_model_dir(path: str | os.PathLike) -> bool:
 
 def load_classifier(model_dir: str | os.PathLike):
     """A saved `rnn_classifier` model (eval mode) and its tokenizer; other model types are refused."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    import hf_rnn  # noqa: F401  (registers the Auto classes)
+    from .loading import load_config, load_model, load_tokenizer  # safetensors only, one-line errors
 
-    config = AutoConfig.from_pretrained(model_dir)
+    config = load_config(model_dir)
     if config.model_type != "rnn_classifier":
         raise RecipeError(f"{model_dir} holds a {config.model_type!r} model; this works on rnn_classifier models.")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
-    return model, AutoTokenizer.from_pretrained(model_dir)
+    return load_model(model_dir, AutoModelForSequenceClassification), load_tokenizer(model_dir)
 
 
 def pick_texts(
@@ -441,7 +440,7 @@ def compare_cells(
         if recipe.task != "classification":
             raise RecipeError(f"compare-cells needs a classification recipe, got task {recipe.task!r}.")
         results = train(recipe, run_dir, data_dir=data_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(run_dir, use_safetensors=True)
         rows.append(
             {
                 "cell_type": cell,
