@@ -175,7 +175,10 @@ def clean_text(text: str | None) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        try:  # bytes that `surrogateescape` smuggled in: back to bytes, one U+FFFD per invalid byte
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     return text
 
 

@@ -7,8 +7,11 @@ determinism live in `test_resume.py`.
 
 import json
 import math
+import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -133,7 +136,9 @@ def test_clean_text_replaces_lone_surrogates_and_none():
     assert clean_text("ok ☃") == "ok ☃"
     cleaned = clean_text("a\udcffb")
     cleaned.encode("utf-8")  # encodable now
-    assert cleaned.startswith("a") and cleaned.endswith("b") and "\ufffd" in cleaned
+    assert cleaned == "a\ufffdb"  # one replacement per undecodable byte
+    assert clean_text("caf\udcc3\udca9") == "café"  # UTF-8 bytes split by surrogateescape come back whole
+    assert clean_text("x\ud800y").encode("utf-8")  # any other lone surrogate is replaced too
     with pytest.raises(TypeError, match="strings"):
         clean_text(3)
 
@@ -208,6 +213,20 @@ def test_classify_cli_answers_every_line_and_flags_truncation(classifier_dir, ca
     assert all(line["label"] in ("neg", "pos") for line in lines)
     truncated = [line["truncated"] for line in lines]
     assert truncated[2] is True and truncated[0] is False and truncated[-1] is False
+
+
+@pytest.mark.slow
+def test_classify_cli_takes_invalid_utf8_bytes_from_argv_and_stdin(classifier_dir):
+    """Python hands undecodable bytes over as lone surrogates (`surrogateescape`); they become U+FFFD."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "hf_rnn.cli", "classify", str(classifier_dir)]
+    from_argv = subprocess.run([*command, b"bad \xff\xfe bytes", ""], capture_output=True, env=env, timeout=120)
+    from_stdin = subprocess.run(command, input=b"fine\n\xff\xfe\x00\n\n", capture_output=True, env=env, timeout=120)
+    for result, count in ((from_argv, 2), (from_stdin, 3)):
+        assert result.returncode == 0, result.stderr.decode()[-2000:]
+        lines = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+        assert len(lines) == count and all(line["label"] in ("neg", "pos") for line in lines)
+    assert json.loads(from_argv.stdout.decode().splitlines()[0])["text"] == "bad \ufffd\ufffd bytes"
 
 
 def test_translate_cli_answers_every_line(translator_dir, capsys):
