@@ -30,10 +30,12 @@ def generate_translations(
     """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order.
 
     Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
-    undecodable characters are cleaned by `clean_text`.
+    undecodable characters are cleaned by `clean_text`; empty or whitespace-only sources translate to ""
+    (as in the `rnn-translation` pipeline) instead of whatever the decoder makes of a lone `</s>`.
     """
     sources = [clean_text(text) for text in sources]
     order = np.argsort([len(text) for text in sources], kind="stable")
+    order = np.array([i for i in order if sources[i].strip()], dtype=np.int64)
     outputs: list[str] = [""] * len(sources)
     starts = range(0, len(order), batch_size)
     truncated = 0

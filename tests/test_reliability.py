@@ -233,7 +233,9 @@ def test_translate_cli_answers_every_line(translator_dir, capsys):
     assert (
         cli_main(["translate", str(translator_dir), *AWKWARD_TEXTS, "--num-beams", "2", "--max-new-tokens", "4"]) == 0
     )
-    assert len(capsys.readouterr().out.split("\n")) == len(AWKWARD_TEXTS) + 1  # one line each, empty ones too
+    lines = capsys.readouterr().out.split("\n")
+    assert len(lines) == len(AWKWARD_TEXTS) + 1  # one line each (and the final newline)
+    assert lines[:2] == ["", ""]  # empty and whitespace-only sources translate to "", as in the pipeline
 
 
 def write_parquet(directory: Path, name: str, split: str, table: pa.Table) -> None:
