@@ -131,6 +131,11 @@ def load_tokenizer(name: str | os.PathLike):
     from transformers import AutoTokenizer
 
     source, local_only = resolve_model_source(name)
+    if Path(source).is_dir() and not (Path(source) / "tokenizer.json").is_file():
+        raise ModelLoadError(
+            f"{str(name)!r} has no tokenizer.json: copy the tokenizer files saved with the model "
+            "(tokenizer.json, tokenizer_config.json) into it."
+        )
     try:
         return AutoTokenizer.from_pretrained(source, local_files_only=local_only)
     except (OSError, ValueError, KeyError, TypeError) as error:

@@ -325,6 +325,7 @@ BROKEN_MODEL_DIRS = {
     "no weights": (lambda d: (d / "model.safetensors").unlink(), "no model.safetensors"),
     "no config": (lambda d: (d / "config.json").unlink(), "has no config.json"),
     "corrupt config": (lambda d: (d / "config.json").write_text('{"model_type": '), "config.json is not valid JSON"),
+    "no tokenizer": (lambda d: (d / "tokenizer.json").unlink(), "has no tokenizer.json"),
 }
 
 
