@@ -11,7 +11,7 @@ import yaml
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification
 
-from .data import DATASET_PRESETS, DataConfig, load_eval_split
+from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split
 from .hub import run_file
 from .loading import ModelLoadError, load_config, load_model, load_tokenizer
 from .metrics import classification_metrics
@@ -43,13 +43,28 @@ def resolve_data_config(model_dir: str, dataset: str | None) -> DataConfig:
     )
 
 
+def checked_labels(values: list, column: str, num_labels: int) -> np.ndarray:
+    """The label column as integers, or a `DataError` when a label is null, not an integer or not a class of the model
+    (which would otherwise just count as a wrong prediction)."""
+    labels = np.asarray(values)
+    if any(value is None for value in values) or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise DataError(f"label column {column!r} must hold integer class ids without nulls, got {labels.dtype}.")
+    outside = np.flatnonzero((labels < 0) | (labels >= num_labels))
+    if len(outside):
+        raise DataError(
+            f"label column {column!r} has {len(outside)} value(s) outside the model's {num_labels} classes "
+            f"[0, {num_labels}) (row {outside[0]}: {labels[outside[0]]})."
+        )
+    return labels
+
+
 def evaluate_classifier(model, tokenizer, split, data: DataConfig, batch_size: int) -> dict[str, Any]:
     """Accuracy and macro-F1; texts are encoded in length order batch by batch, so memory stays bounded.
 
     Texts are truncated to the tokenizer's `model_max_length`; `truncated_inputs` counts those that were.
     """
     texts = [clean_text(text) for text in split[data.text_column]]
-    labels = np.asarray(split[data.label_column])
+    labels = checked_labels(split[data.label_column], data.label_column, model.config.num_labels)
     order = np.argsort([len(text) for text in texts], kind="stable")
     predictions = np.empty(len(texts), dtype=np.int64)
     truncated = 0

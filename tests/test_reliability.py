@@ -254,6 +254,12 @@ def test_evaluate_cli_on_awkward_data_counts_truncation(classifier_dir, tmp_path
     assert metrics["truncated_inputs"] >= 1
 
 
+def test_evaluate_cli_refuses_labels_the_model_does_not_have(classifier_dir, tmp_path, capsys):
+    write_parquet(tmp_path, "imdb", "test", pa.table({"text": ["good", "bad", "meh"], "label": [1, 0, 2]}))
+    code = cli_main(["evaluate", str(classifier_dir), "--data-dir", str(tmp_path)])
+    assert_one_line_error(code, capsys.readouterr().err, "'label'", "outside the model's 2 classes", "row 2: 2")
+
+
 def test_evaluate_cli_translation_on_awkward_data(translator_dir, tmp_path):
     pairs = [{"de": clean_text(text), "en": "A reference."} for text in AWKWARD_TEXTS]  # parquet holds valid UTF-8
     write_parquet(tmp_path, "multi30k", "test", pa.table({"translation": pairs}))
