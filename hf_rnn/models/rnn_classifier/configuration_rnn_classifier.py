@@ -20,7 +20,7 @@ def check_positive(name: str, value: int) -> None:
 
 def check_probability(name: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a dropout probability in [0, 1), got {value!r}.")
+        raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
 
 
 @strict

@@ -3,22 +3,26 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+# Copied from hf_rnn.models.rnn_classifier.configuration_rnn_classifier.CELL_TYPES
 CELL_TYPES = ("rnn", "lstm", "gru")
 BRIDGE_TYPES = ("zero", "last", "learned")
 ATTENTION_TYPES = ("none", "bahdanau", "luong_dot", "luong_general", "luong_concat")
 
 
+# Copied from hf_rnn.models.rnn_classifier.configuration_rnn_classifier.check_choice
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     """Raise a `ValueError` naming the field when `value` is not one of `allowed`."""
     if value not in allowed:
         raise ValueError(f"`{name}` must be one of {list(allowed)}, got {value!r}.")
 
 
+# Copied from hf_rnn.models.rnn_classifier.configuration_rnn_classifier.check_positive
 def check_positive(name: str, value: int) -> None:
     if value < 1:
         raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
 
 
+# Copied from hf_rnn.models.rnn_classifier.configuration_rnn_classifier.check_probability
 def check_probability(name: str, value: float) -> None:
     if not 0.0 <= value < 1.0:
         raise ValueError(f"`{name}` must be a probability in [0, 1), got {value!r}.")
