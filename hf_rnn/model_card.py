@@ -197,7 +197,7 @@ def result_rows(model_type: str, sets: list[dict], results: dict[str, Any], vali
     validation = {
         "dataset": "validation (checkpoint selection)",
         "split": "validation",
-        "examples": validation_size,
+        "examples": validation_size if isinstance(validation_size, int) else None,
         "source": "eval_results.json",
         "values": {key.removeprefix("eval_"): value for key, value in results.items() if key.startswith("eval_")},
     }
@@ -213,7 +213,7 @@ def data_context(recipe: Recipe, run_info: dict[str, Any], results: dict[str, An
     data = recipe.data
     source = run_info.get("data_source")
     if source is None:
-        read_from = NOT_RECORDED
+        read_from = "a source the run did not record (it predates run_info.json)"
     elif source == "hub":
         read_from = f"the Hugging Face Hub (`{data.dataset}`)"
     elif source == "sample":
@@ -225,7 +225,7 @@ def data_context(recipe: Recipe, run_info: dict[str, Any], results: dict[str, An
         read_from = f"local parquet copies in the Hub schema (`{source}/{data.local_name}/<split>.parquet`)"
     sizes = run_info.get("split_sizes") or {
         "train": results.get("train_examples", NOT_RECORDED),
-        "validation": NOT_RECORDED,
+        "validation": "an unrecorded number of",
         "test": results.get("test_examples", NOT_RECORDED),
     }
     if data.validation_split:
