@@ -444,6 +444,9 @@ def compare_cells(
         rows.append(
             {
                 "cell_type": cell,
+                "bidirectional": model.config.bidirectional,
+                "pooling": model.config.pooling,
+                "hidden_size": model.config.hidden_size,
                 "parameters": sum(param.numel() for param in model.parameters()),
                 "train_runtime_s": round(results["train_runtime"], 1),
                 "train_examples_per_second": results["train_examples_seen_per_second"],
@@ -465,12 +468,20 @@ def plural(count: float, noun: str) -> str:
     return f"{count:g} {noun}{'' if count == 1 else 's'}"
 
 
+def architecture_text(row: dict) -> str:
+    """`"bidirectional, mean_max pooling, hidden 64"` for a `compare_cells` row."""
+    directions = "bidirectional" if row.get("bidirectional") else "left to right"
+    pooling = "last-state" if row.get("pooling") == "last" else row.get("pooling")
+    return f"{directions}, {pooling} pooling, hidden {row.get('hidden_size')}"
+
+
 def comparison_markdown(rows: Sequence[dict], settings: dict) -> str:
     """A markdown table of `compare_cells` rows, preceded by the settings that produced it."""
     lines = [
-        f"Recipe `{settings['recipe']}` on `{settings['data']}`: {settings['train_samples']} training reviews "
-        f"({plural(settings['epochs'], 'epoch')}), {settings['test_samples']} test reviews, texts truncated to "
-        f"{settings['max_length']} tokens, {plural(settings['threads'], 'thread')}; only `model.cell_type` differs.",
+        f"Recipe `{settings['recipe']}` ({architecture_text(rows[0])}) on `{settings['data']}`: "
+        f"{settings['train_samples']} training reviews ({plural(settings['epochs'], 'epoch')}), "
+        f"{settings['test_samples']} test reviews, texts truncated to {settings['max_length']} tokens, "
+        f"{plural(settings['threads'], 'thread')}; only `model.cell_type` differs.",
         "",
         "| cell | parameters | train time (s) | train examples/s | validation accuracy | test accuracy | test macro-F1 |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -501,9 +512,6 @@ def add_compare_cells_parser(subparsers) -> None:
 
 
 def run_compare_cells(args: argparse.Namespace) -> int:
-    from .diagnostics import write_json
-    from .plotting import plot_cell_comparison
-
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output)
     # Same budget for every cell: fixed epochs, no early stopping; the user's --set come first, ours win.
@@ -518,8 +526,10 @@ def run_compare_cells(args: argparse.Namespace) -> int:
         f"tokenizer.model_max_length={args.max_length}",
     ]
     rows = compare_cells(args.recipe, args.cells, output_dir, args.data_dir, overrides)
+    recipe_path = Path(args.recipe).resolve()
     settings = {
-        "recipe": str(args.recipe),
+        # Relative to the working directory when inside it, so that the table reads the same on every machine.
+        "recipe": os.path.relpath(recipe_path) if recipe_path.is_relative_to(Path.cwd()) else str(recipe_path),
         "data": str(args.data_dir or os.environ.get("HF_RNN_DATA_DIR") or "the Hub"),
         "train_samples": rows[0]["train_examples"],
         "eval_samples": args.eval_samples,
@@ -529,18 +539,28 @@ def run_compare_cells(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "overrides": args.overrides,
     }
+    print(write_comparison(rows, settings, output_dir))
+    print(f"wrote {output_dir / 'comparison.md'}, comparison.json and comparison.png")
+    return 0
+
+
+def write_comparison(rows: Sequence[dict], settings: dict, output_dir: str | os.PathLike) -> str:
+    """Write `comparison.md`, `comparison.json` and `comparison.png` into `output_dir`; returns the table."""
+    from .diagnostics import write_json
+    from .plotting import plot_cell_comparison
+
+    output_dir = Path(output_dir)
     table = comparison_markdown(rows, settings)
     (output_dir / "comparison.md").write_text(table, encoding="utf-8")
-    write_json({"settings": settings, "rows": rows}, output_dir / "comparison.json")
+    write_json({"settings": settings, "rows": list(rows)}, output_dir / "comparison.json")
     plot_cell_comparison(
         rows,
         output_dir / "comparison.png",
-        title=f"Same recipe, same budget: {settings['train_samples']} training / {settings['test_samples']} test "
-        f"reviews, {plural(args.epochs, 'epoch')}, ≤{args.max_length} tokens, {plural(args.threads, 'thread')}",
+        title=f"RNN vs LSTM vs GRU, same recipe and budget: {architecture_text(rows[0])}\n{settings['train_samples']} training / "
+        f"{settings['test_samples']} test reviews, {plural(settings['epochs'], 'epoch')}, "
+        f"≤{settings['max_length']} tokens, {plural(settings['threads'], 'thread')}",
     )
-    print(table)
-    print(f"wrote {output_dir / 'comparison.md'}, comparison.json and comparison.png")
-    return 0
+    return table
 
 
 # ----------------------------------------------------------------------------------------------------------

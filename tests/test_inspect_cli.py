@@ -333,6 +333,9 @@ def test_comparison_markdown_has_one_row_per_cell():
     rows = [
         {
             "cell_type": cell,
+            "bidirectional": False,
+            "pooling": "last",
+            "hidden_size": 64,
             "parameters": 1000 * (index + 1),
             "train_runtime_s": 1.5,
             "train_examples_per_second": 100.0,
@@ -346,7 +349,7 @@ def test_comparison_markdown_has_one_row_per_cell():
     table = comparison_markdown(rows, {**settings, "max_length": 64, "threads": 1})
     lines = table.strip().splitlines()
     assert lines[-2].startswith("| RNN | 1,000 |") and lines[-1].startswith("| LSTM | 2,000 |")
-    assert "0.7500" in table
+    assert "0.7500" in table and "(left to right, last-state pooling, hidden 64)" in lines[0]
 
 
 @pytest.mark.slow
