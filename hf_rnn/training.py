@@ -101,6 +101,10 @@ def add_lengths(splits, adapter: TaskAdapter, tokenizer, data_config: DataConfig
 def build_training_arguments(adapter: TaskAdapter, recipe: Recipe, output_dir: Path):
     """`TrainingArguments` from the defaults and the recipe; unknown or invalid keys raise `RecipeError`."""
     allowed = {field.name for field in dataclasses.fields(adapter.arguments_class) if field.init}
+    if recipe.training.get("push_to_hub"):
+        # The Trainer's own push would upload checkpoints and the pickled training_args.bin, without the model
+        # code or card: hf_rnn has one way to publish.
+        raise RecipeError("`training.push_to_hub` is not supported: set `training.push_to_hub_repo: user/name`.")
     unknown = sorted(set(recipe.training) - allowed)
     if unknown:
         raise RecipeError(
@@ -132,10 +136,10 @@ def train(
     adapter = TASK_ADAPTERS[recipe.task]
     adapter.validate_model_section(recipe)
     args = build_training_arguments(adapter, recipe, output_dir)
-    if args.push_to_hub and hub_is_offline():
+    if recipe.options.push_to_hub_repo and hub_is_offline():
         raise RecipeError(
-            "`training.push_to_hub` is set but the Hugging Face Hub is offline (HF_HUB_OFFLINE set or unreachable): "
-            "set training.push_to_hub=false and upload the output dir later."
+            "`training.push_to_hub_repo` is set but the Hugging Face Hub is offline (HF_HUB_OFFLINE set or "
+            "unreachable): unset it and upload the output dir later with `hf-rnn push`."
         )
     checkpoint = resolve_resume_checkpoint(resume, output_dir)
     set_seed(args.seed)

@@ -61,6 +61,7 @@ def classifier_run(tmp_path_factory) -> Path:
     pushes = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("hf_rnn.training.push", lambda model_dir, repo_id: pushes.append((Path(model_dir), repo_id)))
+        patch.setattr("hf_rnn.training.hub_is_offline", lambda: False)
         train(load_recipe(REPO / "configs" / "imdb_tiny.yaml", TINY_IMDB), output_dir, data_dir="sample")
     assert pushes == [(output_dir, "someone/imdb-tiny")]
     return output_dir

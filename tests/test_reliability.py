@@ -440,9 +440,16 @@ def test_unreachable_hub_without_offline_variables_fails_fast(monkeypatch, capsy
     assert time.perf_counter() - started < 5
 
 
-def test_push_to_hub_offline_fails_before_loading_anything(tmp_path):
+def test_push_to_hub_repo_offline_fails_before_loading_anything(tmp_path):
+    recipe = load_recipe(REPO / "configs" / "imdb_tiny.yaml", ["training.push_to_hub_repo=someone/tiny"])
+    with pytest.raises(ValueError, match="push_to_hub_repo.*offline"):
+        train(recipe, tmp_path / "run", data_dir="sample")
+    assert not (tmp_path / "run").exists()
+
+
+def test_trainer_push_to_hub_is_refused_for_the_one_publishing_path(tmp_path):
     recipe = load_recipe(REPO / "configs" / "imdb_tiny.yaml", ["training.push_to_hub=true"])
-    with pytest.raises(ValueError, match="push_to_hub.*offline"):
+    with pytest.raises(ValueError, match="push_to_hub_repo"):
         train(recipe, tmp_path / "run", data_dir="sample")
 
 
