@@ -6,8 +6,9 @@
 - `compare_gradient_flow` does this for several models (RNN vs LSTM vs GRU), `plot_gradient_flow` draws
   the curves (by position, or by distance from each sequence's last token), `write_json` keeps the numbers.
 - `GradientFlowCallback` records the profile during `Trainer` training, every N steps, on a fixed batch.
-- `gate_activity` / `plot_gate_activity` show the mean LSTM / GRU gate values per token, computed with the
-  reference cells of `hf_rnn.cells` loaded from the model's first encoder layer.
+- `gate_activity` / `plot_gate_activity` show the mean LSTM / GRU gate values per token, `gate_units` /
+  `plot_gate_units` every hidden unit's, computed with the reference cells of `hf_rnn.cells` loaded from the
+  model's first encoder layer.
 
 Positions are counted over real tokens: the classifier moves the real tokens of each row to the front
 (a no-op for right padding, which the tokenizers here use), so position t is the t-th real token.
@@ -324,18 +325,15 @@ class GradientFlowCallback(TrainerCallback):
             write_json({"every_n_steps": self.every_n_steps, "records": self.records}, self.path)
 
 
-def gate_activity(
+def first_layer_gates(
     model: RnnForSequenceClassification, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-) -> dict:
-    """Mean gate values per token position in the first encoder layer (left-to-right direction).
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Gate values of the first encoder layer's left-to-right RNN, for every hidden unit.
 
     The layer's `forward_rnn` weights are loaded into the reference cells of `hf_rnn.cells`, which are run
     over the model's embeddings of `input_ids` `(batch, seq_len)` (real tokens moved to the front, as the
-    model does; dropout off). For each position t, each gate is averaged over the hidden units and over the
-    sequences with a real token at t.
-
-    Returns `{"cell_type", "gates": {name: [max_len floats]}, "num_sequences_per_step": [ints]}` with the
-    gates `input`, `forget`, `output` for an LSTM and `reset`, `update` for a GRU.
+    model does; dropout off). Returns `({name: (batch, max_len, hidden)}, lengths (batch,))` for the gates of
+    `PLOTTED_GATES` (zero at padding positions).
     """
     cell_type = model.config.cell_type
     if cell_type not in PLOTTED_GATES:
@@ -351,13 +349,53 @@ def gate_activity(
     with torch.no_grad():
         embedded = model.rnn.embeddings(input_ids)
         _, _, gates = reference(embedded, lengths=lengths, return_gates=True)
-    real = (torch.arange(max_len, device=device) < lengths.unsqueeze(1)).float()
+    return {name: gates[0][0][name] for name in PLOTTED_GATES[cell_type]}, lengths
+
+
+def gate_activity(
+    model: RnnForSequenceClassification, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> dict:
+    """Mean gate values per token position in the first encoder layer (left-to-right direction).
+
+    The gates come from `first_layer_gates`; for each position t, each gate is averaged over the hidden
+    units and over the sequences with a real token at t.
+
+    Returns `{"cell_type", "gates": {name: [max_len floats]}, "num_sequences_per_step": [ints]}` with the
+    gates `input`, `forget`, `output` for an LSTM and `reset`, `update` for a GRU.
+    """
+    gates, lengths = first_layer_gates(model, input_ids, attention_mask)
+    max_len = int(lengths.max())
+    real = (torch.arange(max_len, device=lengths.device) < lengths.unsqueeze(1)).float()
     num_sequences = real.sum(dim=0)
     mean_gates = {}
-    for name in PLOTTED_GATES[cell_type]:
-        per_sequence = gates[0][0][name].mean(dim=-1)  # (batch, max_len), zero at padding
+    for name, values in gates.items():
+        per_sequence = values.mean(dim=-1)  # (batch, max_len), zero at padding
         mean_gates[name] = [float(value) for value in (per_sequence * real).sum(dim=0) / num_sequences.clamp(min=1)]
-    return {"cell_type": cell_type, "gates": mean_gates, "num_sequences_per_step": [int(n) for n in num_sequences]}
+    return {
+        "cell_type": model.config.cell_type,
+        "gates": mean_gates,
+        "num_sequences_per_step": [int(n) for n in num_sequences],
+    }
+
+
+def gate_units(
+    model: RnnForSequenceClassification, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+) -> dict:
+    """Every hidden unit's gate values over the tokens of one text (first layer, left to right).
+
+    `input_ids` `(1, seq_len)`. Returns `{"cell_type", "gates": {name: [hidden lists of seq_len floats]}}`:
+    row u is unit u's gate value at each real token, from `first_layer_gates`.
+    """
+    if input_ids.shape[0] != 1:
+        raise ValueError(
+            f"gate_units reads one text: `input_ids` must have shape (1, seq_len), got {tuple(input_ids.shape)}."
+        )
+    gates, lengths = first_layer_gates(model, input_ids, attention_mask)
+    length = int(lengths[0])
+    return {
+        "cell_type": model.config.cell_type,
+        "gates": {name: values[0, :length].T.tolist() for name, values in gates.items()},
+    }
 
 
 def plot_gate_activity(
@@ -400,14 +438,55 @@ def plot_gate_activity(
     return path
 
 
+def plot_gate_units(
+    units: dict, tokens: Sequence[str] | None, path: str | os.PathLike, title: str | None = None
+) -> Path:
+    """One heatmap per gate of `gate_units` output: hidden units (rows) x tokens (columns), as a PNG.
+
+    Units are sorted by their mean value over the text (per gate), so that units that stay open or closed
+    gather at the edges and units that switch on particular tokens stand out. Colours span [0, 1].
+    Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gate_names = list(units["gates"])
+    first = torch.tensor(units["gates"][gate_names[0]])
+    hidden_size, seq_len = first.shape
+    width = min(max(6.0, 0.22 * seq_len + 2.5), 40.0)
+    figure = Figure(figsize=(width, 1.0 + len(gate_names) * (1.0 + 0.03 * hidden_size)), layout="constrained")
+    axes = figure.subplots(len(gate_names), 1, sharex=True, squeeze=False)[:, 0]
+    step = max(1, math.ceil(seq_len / 80))
+    positions = list(range(0, seq_len, step))
+    for axis, name in zip(axes, gate_names):
+        values = torch.tensor(units["gates"][name])  # (hidden, seq_len)
+        order = values.mean(dim=1).argsort(descending=True)
+        image = axis.imshow(
+            values[order].numpy(), aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest"
+        )
+        axis.set_ylabel(f"{name} gate\nunits (by mean)")
+        axis.set_yticks([0, hidden_size - 1], ["1", str(hidden_size)])
+    if tokens is not None:
+        labels = [str(tokens[t]) if t < len(tokens) else "" for t in positions]
+        axes[-1].set_xticks(positions, labels, rotation=90, fontsize=7)
+        axes[-1].set_xlabel("token")
+    else:
+        axes[-1].set_xlabel("token position t")
+    figure.colorbar(image, ax=list(axes), label="gate value", fraction=0.03, pad=0.01)
+    figure.suptitle(title or f"{units['cell_type'].upper()} gate values of every hidden unit (layer 1, left to right)")
+    figure.savefig(path, dpi=100)
+    return path
+
+
 __all__ = [
     "GradientFlowCallback",
     "clip_coefficient",
     "compare_gradient_flow",
     "fresh_classifier_configs",
     "gate_activity",
+    "gate_units",
     "gradient_norms_per_step",
     "plot_gate_activity",
+    "plot_gate_units",
     "plot_gradient_flow",
     "write_json",
 ]

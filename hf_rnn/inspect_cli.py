@@ -239,7 +239,21 @@ def add_diagnose_parser(subparsers) -> None:
     gates.add_argument(
         "--stretch", action="store_true", help="stretch the colours over the values shown instead of [0, 1]"
     )
+    gates.add_argument(
+        "--units", action="store_true", help="one heatmap per gate with every hidden unit, instead of their mean"
+    )
     gates.set_defaults(handler=run_diagnose_gates)
+
+
+def training_summary(model_dir: str | os.PathLike) -> str | None:
+    """`"trained 3 epochs on 4000 texts"` from a run's `train_results.json`, or None without one."""
+    path = Path(model_dir) / "train_results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    if "epoch" not in results or "train_examples" not in results:
+        return None
+    return f"trained {plural(round(results['epoch'], 2), 'epoch')} on {results['train_examples']} texts"
 
 
 def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[dict, DataConfig, str]:
@@ -255,7 +269,9 @@ def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[d
             name = Path(source).resolve().name
             cell = model.config.cell_type
             models[name if cell in name.lower() else f"{name} [{cell}]"] = (model, tokenizer)
-        return models, recipe_data_config(sources[0]), "saved model" + ("s" if len(sources) > 1 else "")
+        summaries = {training_summary(source) for source in sources}
+        state = summaries.pop() if len(summaries) == 1 and None not in summaries else "saved models"
+        return models, recipe_data_config(sources[0]), state
 
     recipe = load_recipe(sources[0], args.overrides)
     if recipe.task != "classification":
@@ -383,7 +399,7 @@ def run_diagnose_gradients(args: argparse.Namespace) -> int:
 
 
 def run_diagnose_gates(args: argparse.Namespace) -> int:
-    from .diagnostics import gate_activity, plot_gate_activity, write_json
+    from .diagnostics import gate_activity, gate_units, plot_gate_activity, plot_gate_units, write_json
 
     model, tokenizer = load_classifier(args.model)
     cell_type = model.config.cell_type
@@ -395,20 +411,27 @@ def run_diagnose_gates(args: argparse.Namespace) -> int:
         probabilities = model(**encoded).logits.softmax(dim=-1)[0]
     predicted = int(probabilities.argmax())
     label = model.config.id2label.get(predicted, str(predicted))
-    activity = gate_activity(model, encoded["input_ids"], encoded["attention_mask"])
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
     output = Path(args.output)
-    plot_gate_activity(
-        activity,
-        tokens,
-        output,
-        title=f"{cell_type.upper()} gate activity per token (layer 1, left to right)\n"
-        f"{Path(args.model).resolve().name}: predicted {label} ({float(probabilities[predicted]):.2f})",
-        value_range=None if args.stretch else (0.0, 1.0),
-    )
-    write_json({**activity, "tokens": tokens, "predicted": label}, output.with_suffix(".json"))
-    for name, values in activity["gates"].items():
-        print(f"{name:7s} gate: mean {sum(values) / len(values):.3f}  min {min(values):.3f}  max {max(values):.3f}")
+    subtitle = f"{Path(args.model).resolve().name}: predicted {label} ({float(probabilities[predicted]):.2f})"
+    if args.units:
+        values = gate_units(model, encoded["input_ids"], encoded["attention_mask"])
+        title = f"{cell_type.upper()} gate values of every hidden unit (layer 1, left to right)\n{subtitle}"
+        plot_gate_units(values, tokens, output, title=title)
+        means = {name: [sum(unit) / len(unit) for unit in zip(*rows)] for name, rows in values["gates"].items()}
+    else:
+        values = gate_activity(model, encoded["input_ids"], encoded["attention_mask"])
+        title = (
+            f"{cell_type.upper()} gate activity per token, mean over hidden units (layer 1, left to right)\n{subtitle}"
+        )
+        plot_gate_activity(values, tokens, output, title=title, value_range=None if args.stretch else (0.0, 1.0))
+        means = values["gates"]
+    write_json({**values, "tokens": tokens, "predicted": label}, output.with_suffix(".json"))
+    for name, per_token in means.items():
+        print(
+            f"{name:7s} gate, mean over units: {sum(per_token) / len(per_token):.3f} on average, "
+            f"{min(per_token):.3f} to {max(per_token):.3f} across tokens"
+        )
     print(
         f"predicted {label} ({float(probabilities[predicted]):.3f}); wrote {output} and {output.with_suffix('.json')}"
     )

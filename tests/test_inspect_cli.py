@@ -148,6 +148,7 @@ def test_diagnose_gradients_on_saved_models_writes_plots_and_json(saved_classifi
     assert_png(out / "gradients.png")
     assert_png(out / "gradients_by_position.png")
     document = assert_finite_json(out / "gradients.json")
+    assert document["settings"]["state"] == "saved models"  # no train_results.json: not trained by hf-rnn
     assert document["settings"]["texts"] == 3 and document["settings"]["token_lengths"] == {
         "min": 40,
         "median": 40,
@@ -264,6 +265,29 @@ def test_diagnose_gates_writes_a_heatmap_with_one_column_per_token(saved_classif
     assert len(document["tokens"]) > 8 and document["tokens"][-1] == "</s>"
     for values in document["gates"].values():
         assert len(values) == len(document["tokens"]) and all(0 < value < 1 for value in values)
+
+
+def test_diagnose_gates_units_has_every_hidden_unit(saved_classifiers, tmp_path):
+    output = tmp_path / "units.png"
+    code = cli_main(
+        ["diagnose", "gates", str(saved_classifiers["lstm"]), "Not bad at all.", "--units", "--output", str(output)]
+    )
+    assert code == 0
+    assert_png(output)
+    document = assert_finite_json(output.with_suffix(".json"))
+    assert list(document["gates"]) == ["input", "forget", "output"]
+    for rows in document["gates"].values():
+        assert len(rows) == 8  # hidden_size units, each with one value per token
+        assert all(len(row) == len(document["tokens"]) and all(0 < value < 1 for value in row) for row in rows)
+    # The unit view averages to the mean view.
+    mean_output = tmp_path / "mean.png"
+    assert (
+        cli_main(["diagnose", "gates", str(saved_classifiers["lstm"]), "Not bad at all.", "--output", str(mean_output)])
+        == 0
+    )
+    means = json.loads(mean_output.with_suffix(".json").read_text())["gates"]
+    for name, rows in document["gates"].items():
+        assert means[name] == pytest.approx([sum(column) / len(column) for column in zip(*rows)], rel=1e-5)
 
 
 def test_diagnose_gates_refuses_the_plain_rnn(saved_classifiers, tmp_path, capsys):
