@@ -177,6 +177,8 @@ def train(
 
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model()
+    # The whole log history at the run root (checkpoints may keep only the best, earlier step): `hf-rnn plot`.
+    trainer.save_state()
     if trainer.is_world_process_zero():
         export_remote_code(output_dir)
 

@@ -200,7 +200,6 @@ def test_diagnose_gradients_fresh_models_from_a_recipe(tmp_path):
         assert result["grad_norm_from_end"][0] > result["grad_norm_from_end"][-1] > 0
 
 
-@pytest.mark.slow
 def test_diagnose_gradients_after_brief_training(tmp_path):
     out = tmp_path / "trained"
     code = cli_main(
@@ -377,7 +376,7 @@ def test_comparison_markdown_has_one_row_per_cell():
 
 
 @pytest.mark.slow
-def test_compare_cells_trains_every_cell_with_the_same_budget(tmp_path):
+def test_compare_cells_trains_every_cell_with_the_same_budget(tmp_path, capsys):
     out = tmp_path / "compare"
     code = cli_main(
         [
@@ -425,9 +424,13 @@ def test_compare_cells_trains_every_cell_with_the_same_budget(tmp_path):
     # every 2 steps by `training.gradient_flow_every` (4 steps of 32 of the 120 texts: steps 0, 2, 4).
     records = json.loads((out / "lstm" / "gradient_flow.json").read_text())["records"]
     assert [record["step"] for record in records] == [0, 2, 4] and records[0]["cell_type"] == "lstm"
+    capsys.readouterr()
     assert cli_main(["plot", str(out / "lstm")]) == 0
     assert_png(out / "lstm" / "training_curves.png")
     assert_png(out / "lstm" / "training_curves_gradient_flow.png")
+    # The run root holds the whole log history (the checkpoints may keep only the best step).
+    assert f"(from {out / 'lstm' / 'trainer_state.json'})" in capsys.readouterr().out
+    assert json.loads((out / "lstm" / "trainer_state.json").read_text())["global_step"] == 4
 
 
 def test_gradient_flow_every_adds_the_callback_to_classification_training():
