@@ -105,13 +105,23 @@ def plot_training_curves(
         for index, name in enumerate(metric_names):
             metric = name.removeprefix("eval_")
             color = f"C{index % 10}"
+            # Distinct markers: accuracy and macro-F1 are often almost equal and would hide each other.
             metric_axis.plot(
-                curves[name]["step"], curves[name]["value"], "o-", label=f"validation {metric}", color=color
+                curves[name]["step"],
+                curves[name]["value"],
+                marker="osD^v<>"[index % 7],
+                markersize=7 - 1.5 * (index % 3),
+                label=f"validation {metric}",
+                color=color,
             )
             test_value = (test_metrics or {}).get(f"test_{metric}")
             if isinstance(test_value, (int, float)):
                 metric_axis.axhline(
-                    test_value, linestyle="--", linewidth=1.0, color=color, label=f"test {metric}: {test_value:.4g}"
+                    test_value,
+                    linestyle=("--", ":", "-.")[index % 3],
+                    linewidth=1.0,
+                    color=color,
+                    label=f"test {metric}: {test_value:.4g}",
                 )
         values = [value for name in metric_names for value in curves[name]["value"]]
         if max(values) <= 1.0:  # accuracy-like: a readable band even around a single evaluation
