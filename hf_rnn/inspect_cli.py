@@ -504,7 +504,9 @@ def comparison_markdown(rows: Sequence[dict], settings: dict) -> str:
         f"Recipe `{settings['recipe']}` ({architecture_text(rows[0])}) on `{settings['data']}`: "
         f"{settings['train_samples']} training reviews ({plural(settings['epochs'], 'epoch')}), "
         f"{settings['test_samples']} test reviews, texts truncated to {settings['max_length']} tokens, "
-        f"{plural(settings['threads'], 'thread')}; only `model.cell_type` differs.",
+        f"{plural(settings['threads'], 'thread')}"
+        + "".join(f", `--set {override}`" for override in settings.get("overrides", []))
+        + "; only `model.cell_type` differs.",
         "",
         "| cell | parameters | train time (s) | train examples/s | validation accuracy | test accuracy | test macro-F1 |",
         "|---|---:|---:|---:|---:|---:|---:|",
