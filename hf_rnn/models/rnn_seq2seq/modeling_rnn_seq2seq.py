@@ -147,6 +147,56 @@ def init_recurrent_weights(module: nn.RNNBase) -> None:
                     param[module.hidden_size : 2 * module.hidden_size].fill_(1.0)
 
 
+class SingleStepRnnMixin:
+    """Makes a batch-first `nn.RNN` / `nn.LSTM` / `nn.GRU` run a call of one time step through ATen's cell function.
+
+    Same parameters (and state-dict keys), same math. On CPU every `nn.LSTM` call goes to oneDNN's sequence kernel,
+    whose fixed cost per call is several times the arithmetic of one decoder step (a training step of the Multi30k
+    decoder was 3-4x slower that way, measured on 2 cores); the step loop and generation make one call per token.
+    Several steps, or calls without an initial state, still take the fused kernel.
+    """
+
+    cell_function = None
+
+    def forward(self, input, hx=None):
+        """As `nn.LSTM.forward` (batch-first); one step `(batch, 1, input_size)` from a given `hx` uses the cells."""
+        single_step = hx is not None and input.dim() == 3 and input.shape[1] == 1 and self.batch_first
+        plain = not self.bidirectional and not self.proj_size and getattr(self, "nonlinearity", "tanh") == "tanh"
+        if not (single_step and plain):
+            return super().forward(input, hx)
+        is_lstm = isinstance(hx, tuple)
+        layer_input = input[:, 0]
+        hidden_states, cell_states = [], []
+        for layer in range(self.num_layers):
+            if layer > 0:
+                # As the fused kernel does: dropout on the outputs of every layer but the last, in training only.
+                layer_input = nn.functional.dropout(layer_input, self.dropout, training=self.training)
+            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if is_lstm:
+                layer_input, cell_state = self.cell_function(layer_input, (hx[0][layer], hx[1][layer]), *weights)
+                cell_states.append(cell_state)
+            else:
+                layer_input = self.cell_function(layer_input, hx[layer], *weights)
+            hidden_states.append(layer_input)
+        new_states = torch.stack(hidden_states)
+        return layer_input.unsqueeze(1), (new_states, torch.stack(cell_states)) if is_lstm else new_states
+
+
+class SingleStepRNN(SingleStepRnnMixin, nn.RNN):
+    cell_function = staticmethod(torch.rnn_tanh_cell)
+
+
+class SingleStepLSTM(SingleStepRnnMixin, nn.LSTM):
+    cell_function = staticmethod(torch.lstm_cell)
+
+
+class SingleStepGRU(SingleStepRnnMixin, nn.GRU):
+    cell_function = staticmethod(torch.gru_cell)
+
+
+DECODER_RNN_CLASSES = {"rnn": SingleStepRNN, "lstm": SingleStepLSTM, "gru": SingleStepGRU}
+
+
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from `labels` `(batch, tgt_len)`: prepend the start token, drop the last label, -100 -> pad."""
     if decoder_start_token_id is None:
@@ -373,7 +423,7 @@ class RnnSeq2SeqDecoder(nn.Module):
             rnn_input_size += config.attentional_size
         if config.attention_type == "bahdanau":
             rnn_input_size += context_size
-        self.rnn = RNN_CLASSES[config.cell_type](
+        self.rnn = DECODER_RNN_CLASSES[config.cell_type](
             rnn_input_size,
             config.hidden_size,
             num_layers=config.decoder_layers,
@@ -494,14 +544,23 @@ class RnnSeq2SeqDecoder(nn.Module):
         the gold token with probability `teacher_forcing_ratio`, else the model's argmax prediction of the step
         before. Returns attentional vectors `(batch, tgt_len, attentional_size)`, weights and the final states."""
         attentional_steps, weight_steps = [], []
+        # With gold inputs only, embed the whole target side at once: on CPU every embedding call's backward builds a
+        # dense (vocab, embedding) gradient, so one call instead of one per step saves tgt_len - 1 of them (`unbind`
+        # gives the steps back with a single backward op).
+        gold_embeddings = None
+        if teacher_forcing_ratio >= 1.0:
+            gold_embeddings = self.embedding_dropout(embeddings(decoder_input_ids)).unbind(1)
         for step in range(decoder_input_ids.shape[1]):
-            tokens = decoder_input_ids[:, step]
-            if step > 0 and teacher_forcing_ratio < 1.0:
-                with torch.no_grad():
-                    predicted = self.output_projection(attentional_vector).argmax(dim=-1)
-                keep_gold = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing_ratio
-                tokens = torch.where(keep_gold, tokens, predicted)
-            rnn_inputs = [self.embedding_dropout(embeddings(tokens))]
+            if gold_embeddings is not None:
+                rnn_inputs = [gold_embeddings[step]]
+            else:
+                tokens = decoder_input_ids[:, step]
+                if step > 0:
+                    with torch.no_grad():
+                        predicted = self.output_projection(attentional_vector).argmax(dim=-1)
+                    keep_gold = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing_ratio
+                    tokens = torch.where(keep_gold, tokens, predicted)
+                rnn_inputs = [self.embedding_dropout(embeddings(tokens))]
             if self.input_feeding:
                 rnn_inputs.append(attentional_vector)
             context, weights = None, None
