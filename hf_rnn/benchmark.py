@@ -48,6 +48,9 @@ SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
 # The team's full data sits beside the checkout (`<repo>/../shared/data`); installed copies fall back to the sample.
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 MIB = 2**20
+# transformers' `LengthGroupedSampler` (our Trainer's `group_by_length`) sorts random mega-batches of 50 batches by
+# length: our paths draw their batches from one such mega-batch, the references from the same examples in random order.
+MEGABATCH_BATCHES = 50
 
 # ------------------------------------------------------------------------------------------------ settings
 
@@ -64,6 +67,9 @@ class BenchmarkSettings:
     data_dir: str | None = None
     seed: int = 0
     measure_memory: bool = True
+    # The slow references (packed classifier, tutorial seq2seq, per-sentence greedy) run fewer rounds and batches.
+    reference_batches: int = 1
+    reference_repeats: int = 2
     mode: str = "full"
     # Classifier: a 1-layer BiLSTM, mean+max pooling, WordPiece vocabulary (the IMDB recipe).
     classifier_batch_size: int = 32
@@ -82,28 +88,33 @@ class BenchmarkSettings:
     seq2seq_tokenizer_pairs: int | None = None
     reference_teacher_forcing_ratio: float = 0.5
     # Decoding: our Luong model (briefly trained here unless `decode_model` names a saved one) on test sentences.
-    decode_sentences: int = 256
+    decode_sentences: int = 128
     decode_batch_size: int = 64
     decode_num_beams: int = 5
     decode_max_new_tokens: int = 80
-    decode_train_steps: int = 200
+    decode_train_steps: int = 150
     decode_model: str | None = None
     # DDP: steps per process (length-grouped classifier batches) and alternating repeats of the 1- and 2-process runs.
-    ddp_batches: int = 6
+    ddp_batches: int = 3
     ddp_repeats: int = 2
     ddp_world_size: int = 2
 
     @classmethod
     def quick(cls, **overrides) -> BenchmarkSettings:
-        """Same model sizes on fewer batches and repeats, DDP left out: under 2 minutes on 2 cores."""
+        """Same model sizes on fewer and shorter batches (reviews cut at 400 tokens), fewer repeats, no memory
+        profile, no DDP: under 2 minutes on 2 cores."""
         values = dict(
             mode="quick",
             repeats=3,
+            measure_memory=False,
+            reference_repeats=1,
             classifier_batches=2,
+            classifier_max_length=400,
             classifier_tokenizer_texts=2000,
-            seq2seq_batches=2,
+            seq2seq_batches=1,
             seq2seq_tokenizer_pairs=8000,
-            decode_sentences=64,
+            decode_sentences=32,
+            decode_batch_size=32,
             decode_train_steps=60,
             parts=tuple(part for part in PARTS if part != "ddp"),
         )
@@ -116,7 +127,7 @@ class BenchmarkSettings:
         values = dict(
             mode="tiny",
             repeats=1,
-            warmup=0,
+            reference_repeats=1,
             data_dir="sample",
             classifier_batch_size=8,
             classifier_batches=2,
@@ -161,22 +172,42 @@ def read_parquet_rows(path: Path) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------------------------------ measuring
 
 
-def time_interleaved(runners: dict[str, Callable[[], Any]], warmup: int, repeats: int) -> dict[str, list[float]]:
-    """Run every runner once per round, `warmup` untimed rounds then `repeats` timed ones; returns seconds per run.
+@dataclass
+class TimedPath:
+    """One path of a comparison: `run` does its unit of work once (e.g. one training step on each of its batches),
+    in `warmup` untimed rounds and then `repeats` timed ones."""
 
-    The order rotates from round to round, so no path always runs first (or right after a slow one).
+    run: Callable[[], Any]
+    warmup: int
+    repeats: int
+
+
+def time_interleaved(paths: dict[str, TimedPath], measure_memory: bool = False) -> tuple[dict, dict]:
+    """Run the paths round by round, each once per round while it has rounds left; returns the seconds of the timed
+    runs per path, and (with `measure_memory`) the peak tensor memory of each path's first warm-up run, which then
+    runs under the profiler (a path without warm-up rounds gets no memory figure).
+
+    The order rotates from round to round, so no path always runs first (or right after a slow one), and paths
+    with fewer rounds (the slow references) run in the first rounds, interleaved with the others.
     """
-    names = list(runners)
+    names = list(paths)
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(warmup + repeats):
+    memory: dict[str, float] = {}
+    for round_index in range(max(path.warmup + path.repeats for path in paths.values())):
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
+            path = paths[name]
+            if round_index >= path.warmup + path.repeats:
+                continue
+            if round_index == 0 and path.warmup > 0 and measure_memory:
+                memory[name] = peak_tensor_memory_mib(path.run)
+                continue
             started = time.perf_counter()
-            runners[name]()
+            path.run()
             elapsed = time.perf_counter() - started
-            if round_index >= warmup:
+            if round_index >= path.warmup:
                 seconds[name].append(elapsed)
-    return seconds
+    return seconds, memory
 
 
 def peak_tensor_memory_mib(function: Callable[[], Any]) -> float:
@@ -207,6 +238,11 @@ def summarize(seconds: list[float], **per_run: float) -> dict[str, float]:
     return summary
 
 
+def make_optimizer(model: nn.Module) -> torch.optim.Optimizer:
+    """Fused AdamW, as the Trainer uses by default (`optim="adamw_torch_fused"`); the same for every path."""
+    return torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+
+
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: list, loss_of: Callable) -> None:
     """One optimizer step per batch: zero the gradients, forward, backward, update."""
     for batch in batches:
@@ -215,21 +251,15 @@ def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, batches: lis
         optimizer.step()
 
 
-def training_runners(paths: dict[str, tuple[nn.Module, list, Callable]]) -> tuple[dict, dict]:
-    """For each path `(model, batches, loss_of)`: a runner that trains on all its batches, and its Adam optimizer."""
-    runners, optimizers = {}, {}
-    for name, (model, batches, loss_of) in paths.items():
-        model.train()
-        optimizers[name] = torch.optim.Adam(model.parameters(), lr=1e-3)
-        runners[name] = functools.partial(train_steps, model, optimizers[name], batches, loss_of)
-    return runners, optimizers
+def training_path(model: nn.Module, batches: list, loss_of: Callable, warmup: int, repeats: int) -> TimedPath:
+    """A path that trains `model` (in training mode, with its own optimizer) for one step on each of `batches`."""
+    model.train()
+    return TimedPath(functools.partial(train_steps, model, make_optimizer(model), batches, loss_of), warmup, repeats)
 
 
-def training_peak_memory_mib(runner: Callable[[], Any], optimizer: torch.optim.Optimizer) -> float:
-    """Peak tensor memory of one training run, gradients included (freed first, so that the run allocates them;
-    the Adam state already exists from the timed runs)."""
-    optimizer.zero_grad(set_to_none=True)
-    return peak_tensor_memory_mib(runner)
+def reference_rounds(settings: BenchmarkSettings) -> tuple[int, int]:
+    """(warm-up, repeats) of the slow references: one warm-up run only when it is needed to measure memory."""
+    return (1 if settings.measure_memory else 0), settings.reference_repeats
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -275,6 +305,15 @@ def length_grouped_batches(examples: list, batch_size: int, pad_id: int) -> list
     """The same examples sorted by length before batching, as `group_by_length` does within a mega-batch."""
     ordered = sorted(examples, key=lambda example: len(example[0]), reverse=True)
     return random_batches(ordered, batch_size, pad_id)
+
+
+def evenly_spaced(items: list, count: int) -> list:
+    """`count` items spread evenly from first to last (the longest to the shortest of length-sorted batches)."""
+    if count >= len(items):
+        return list(items)
+    if count == 1:
+        return [items[len(items) // 2]]
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 class PaddedReferenceClassifier(nn.Module):
@@ -408,11 +447,15 @@ def packed_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Ten
 
 def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
     """Training steps of our classifier against the padded and the packed references, on the same examples."""
-    batch_size = settings.classifier_batch_size
-    tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * settings.classifier_batches)
+    batch_size, count = settings.classifier_batch_size, settings.classifier_batches
+    tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * MEGABATCH_BATCHES)
     pad_id = tokenizer.pad_token_id
-    grouped = length_grouped_batches(examples, batch_size, pad_id)
-    shuffled = random_batches(examples, batch_size, pad_id)
+    # Ours: batches as our training sampler makes them, spread over the mega-batch from longest to shortest.
+    # The padded reference: the first random batches of the same examples, as a shuffled DataLoader makes them.
+    grouped = evenly_spaced(length_grouped_batches(examples, batch_size, pad_id), count)
+    shuffled = random_batches(examples, batch_size, pad_id)[:count]
+    # The packed reference is about ten times slower than the others: it runs on the first batches only.
+    packed_batches = shuffled[: settings.reference_batches]
 
     ours = build_classifier(settings, tokenizer)
     sizes = (len(tokenizer), settings.classifier_embedding_size, settings.classifier_hidden_size, 2, pad_id)
@@ -420,45 +463,50 @@ def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[st
     copy_classifier_weights(padded, ours)
     copy_classifier_weights(packed, ours)
 
-    # Same function, same batch, same weights: ours and the packed reference must give the same loss (no dropout).
+    # Same function, same batch (the first 8 examples of the first random batch), same weights, no dropout: ours
+    # and the packed reference must give the same loss.
+    check_batch = classifier_batch(examples[:8], pad_id)
     ours.eval(), packed.eval()
     with torch.no_grad():
-        loss_ours = float(ours_classifier_loss(ours, shuffled[0]))
-        loss_packed = float(packed_reference_loss(packed, shuffled[0]))
+        loss_ours = ours_classifier_loss(ours, check_batch).item()
+        loss_packed = packed_reference_loss(packed, check_batch).item()
     equivalence = {
         "ours_vs_packed_loss": [loss_ours, loss_packed],
         "ours_vs_packed_loss_abs_diff": abs(loss_ours - loss_packed),
         "ours_equals_packed": abs(loss_ours - loss_packed) <= 1e-5,
     }
 
+    batches_of = {"ours": grouped, "padded_reference": shuffled, "packed_reference": packed_batches}
     paths = {
-        "ours": (ours, grouped, ours_classifier_loss),
-        "padded_reference": (padded, shuffled, padded_reference_loss),
-        "packed_reference": (packed, shuffled, packed_reference_loss),
+        "ours": training_path(ours, grouped, ours_classifier_loss, settings.warmup, settings.repeats),
+        "padded_reference": training_path(padded, shuffled, padded_reference_loss, settings.warmup, settings.repeats),
+        "packed_reference": training_path(packed, packed_batches, packed_reference_loss, *reference_rounds(settings)),
     }
-    runners, optimizers = training_runners(paths)
-    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
+    seconds, memory = time_interleaved(paths, settings.measure_memory)
 
-    real_tokens = sum(batch.real_tokens for batch in grouped)
     results: dict[str, Any] = {}
-    for name, (_, batches, _) in paths.items():
-        results[name] = summarize(seconds[name], examples=len(examples), tokens=real_tokens)
+    for name, batches in batches_of.items():
+        examples_run = sum(batch.input_ids.shape[0] for batch in batches)
+        results[name] = summarize(
+            seconds[name], examples=examples_run, tokens=sum(batch.real_tokens for batch in batches)
+        )
+        results[name]["batches"] = len(batches)
         results[name]["computed_positions"] = sum(batch.input_ids.numel() for batch in batches)
-        if settings.measure_memory:
-            results[name]["peak_tensor_mib"] = training_peak_memory_mib(runners[name], optimizers[name])
+        results[name]["peak_tensor_mib"] = memory.get(name)
     results["ratios"] = {
         "ours_vs_padded_reference": results["ours"]["tokens_per_s"] / results["padded_reference"]["tokens_per_s"],
         "ours_vs_packed_reference": results["ours"]["tokens_per_s"] / results["packed_reference"]["tokens_per_s"],
     }
     results["equivalence"] = equivalence
     results["data"] = {
-        "examples": len(examples),
-        "batches": len(grouped),
+        "megabatch_examples": len(examples),
+        "mean_length": sum(len(ids) for ids, _ in examples) / len(examples),
         "batch_size": batch_size,
-        "real_tokens": real_tokens,
-        "mean_length": real_tokens / len(examples),
-        "grouped_batch_lengths": [int(batch.input_ids.shape[1]) for batch in grouped],
-        "random_batch_lengths": [int(batch.input_ids.shape[1]) for batch in shuffled],
+        "max_length": settings.classifier_max_length,
+        "grouped_batch_shapes": [list(batch.input_ids.shape) for batch in grouped],
+        "grouped_batch_real_tokens": [batch.real_tokens for batch in grouped],
+        "random_batch_shapes": [list(batch.input_ids.shape) for batch in shuffled],
+        "random_batch_real_tokens": [batch.real_tokens for batch in shuffled],
         "vocab_size": len(tokenizer),
     }
     results["model"] = {
@@ -466,7 +514,7 @@ def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[st
         "hidden_size": settings.classifier_hidden_size,
         "bidirectional": True,
         "pooling": "mean_max",
-        "optimizer": "Adam",
+        "optimizer": "AdamW (fused)",
     }
     results["flops"] = classifier_flops(settings, grouped, results["ours"]["median_s"])
     return results
@@ -529,6 +577,12 @@ def translation_batches(pairs: list[dict], batch_size: int, pad_id: int) -> list
         labels, label_mask = pad_sequences([pair["labels"] for pair in chunk], pad_id)
         batches.append(TranslationBatch(input_ids, attention_mask, labels.masked_fill(label_mask == 0, -100)))
     return batches
+
+
+def grouped_translation_batches(pairs: list[dict], batch_size: int, pad_id: int) -> list[TranslationBatch]:
+    """Pairs sorted by source + target length before batching, as our Trainer's `group_by_length` does."""
+    ordered = sorted(pairs, key=lambda pair: len(pair["input_ids"]) + len(pair["labels"]), reverse=True)
+    return translation_batches(ordered, batch_size, pad_id)
 
 
 def load_translation_data(settings: BenchmarkSettings, data_dir: Path):
@@ -717,9 +771,13 @@ def ours_seq2seq_loss(model: nn.Module, batch: TranslationBatch) -> torch.Tensor
 def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[dict]) -> dict[str, Any]:
     """Training steps of our two decoders against the tutorial-style reference, on the same random batches."""
     batch_size, pad_id, start_id = settings.seq2seq_batch_size, tokenizer.pad_token_id, tokenizer.bos_token_id
-    chosen = random.Random(settings.seed).sample(range(len(train_rows)), batch_size * settings.seq2seq_batches)
-    batches = translation_batches(encode_pairs(tokenizer, [train_rows[i] for i in chosen]), batch_size, pad_id)
-    tutorial_batches = [tutorial_inputs(batch, pad_id, start_id) for batch in batches]
+    chosen = random.Random(settings.seed).sample(range(len(train_rows)), batch_size * MEGABATCH_BATCHES)
+    pairs = encode_pairs(tokenizer, [train_rows[i] for i in chosen])
+    # Ours: length-grouped batches as our Trainer makes them. The reference (far slower) runs on the first random
+    # batch of the same pairs; ours also runs on that very batch, which isolates the implementation.
+    grouped = evenly_spaced(grouped_translation_batches(pairs, batch_size, pad_id), settings.seq2seq_batches)
+    reference_batches = translation_batches(pairs, batch_size, pad_id)[: settings.reference_batches]
+    tutorial_batches = [tutorial_inputs(batch, pad_id, start_id) for batch in reference_batches]
 
     bahdanau = build_seq2seq(settings, tokenizer, "bahdanau", input_feeding=True)
     luong = build_seq2seq(settings, tokenizer, "luong_general", input_feeding=False)
@@ -731,8 +789,8 @@ def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[d
     # With the coin flip off and no dropout, the reference is our Bahdanau model written differently.
     bahdanau.eval(), reference.eval()
     with torch.no_grad():
-        loss_ours = float(ours_seq2seq_loss(bahdanau, batches[0]))
-        loss_reference = float(reference(*tutorial_batches[0], teacher_forcing_ratio=1.0, coin=random.Random(0)))
+        loss_ours = ours_seq2seq_loss(bahdanau, reference_batches[0]).item()
+        loss_reference = reference(*tutorial_batches[0], teacher_forcing_ratio=1.0, coin=random.Random(0)).item()
     equivalence = {
         "bahdanau_vs_reference_loss": [loss_ours, loss_reference],
         "bahdanau_vs_reference_loss_abs_diff": abs(loss_ours - loss_reference),
@@ -741,38 +799,52 @@ def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[d
 
     coin = random.Random(settings.seed)
     ratio = settings.reference_teacher_forcing_ratio
-    paths = {
-        "ours_bahdanau_input_feeding": (bahdanau, batches, ours_seq2seq_loss),
-        "ours_luong_fast_path": (luong, batches, ours_seq2seq_loss),
-        "tutorial_reference": (
-            reference,
-            tutorial_batches,
-            lambda model, inputs: model(*inputs, teacher_forcing_ratio=ratio, coin=coin),
-        ),
-    }
-    runners, optimizers = training_runners(paths)
-    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
 
-    target_tokens = sum(batch.target_tokens for batch in batches)
+    def reference_loss(model: TutorialSeq2Seq, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return model(*inputs, teacher_forcing_ratio=ratio, coin=coin)
+
+    rounds = (settings.warmup, settings.repeats)
+    batches_of = {
+        "ours_bahdanau_input_feeding": grouped,
+        "ours_luong_fast_path": grouped,
+        "ours_bahdanau_input_feeding_same_batch": reference_batches,
+        "ours_luong_fast_path_same_batch": reference_batches,
+        "tutorial_reference": reference_batches,
+    }
+    models_of = {"bahdanau": bahdanau, "luong": luong}
+    paths = {
+        name: training_path(models_of[name.split("_")[1]], batches_of[name], ours_seq2seq_loss, *rounds)
+        for name in batches_of
+        if name.startswith("ours_")
+    }
+    paths["tutorial_reference"] = training_path(
+        reference, tutorial_batches, reference_loss, *reference_rounds(settings)
+    )
+    seconds, memory = time_interleaved(paths, settings.measure_memory)
+
     results: dict[str, Any] = {}
-    for name in paths:
-        results[name] = summarize(seconds[name], target_tokens=target_tokens, sentences=len(chosen))
-        if settings.measure_memory:
-            results[name]["peak_tensor_mib"] = training_peak_memory_mib(runners[name], optimizers[name])
+    for name, path_batches in batches_of.items():
+        results[name] = summarize(
+            seconds[name],
+            target_tokens=sum(batch.target_tokens for batch in path_batches),
+            sentences=sum(batch.input_ids.shape[0] for batch in path_batches),
+        )
+        results[name]["batches"] = len(path_batches)
+        results[name]["peak_tensor_mib"] = memory.get(name)
     reference_rate = results["tutorial_reference"]["target_tokens_per_s"]
     results["ratios"] = {
-        "bahdanau_input_feeding_vs_reference": results["ours_bahdanau_input_feeding"]["target_tokens_per_s"]
-        / reference_rate,
-        "luong_fast_path_vs_reference": results["ours_luong_fast_path"]["target_tokens_per_s"] / reference_rate,
+        f"{name[len('ours_') :]}_vs_reference": results[name]["target_tokens_per_s"] / reference_rate
+        for name in paths
+        if name.startswith("ours_")
     }
     results["equivalence"] = equivalence
     results["data"] = {
-        "sentences": len(chosen),
-        "batches": len(batches),
+        "megabatch_pairs": len(pairs),
         "batch_size": batch_size,
-        "target_tokens": target_tokens,
-        "mean_source_length": sum(int(b.attention_mask.sum()) for b in batches) / len(chosen),
-        "mean_target_length": target_tokens / len(chosen),
+        "mean_source_length": sum(len(pair["input_ids"]) for pair in pairs) / len(pairs),
+        "mean_target_length": sum(len(pair["labels"]) for pair in pairs) / len(pairs),
+        "grouped_batch_shapes": [[*b.input_ids.shape, b.labels.shape[1]] for b in grouped],
+        "reference_batch_shapes": [[*b.input_ids.shape, b.labels.shape[1]] for b in reference_batches],
         "vocab_size": len(tokenizer),
     }
     results["model"] = {
@@ -782,7 +854,7 @@ def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[d
         "decoder": "1-layer LSTM",
         "reference_teacher_forcing_ratio": ratio,
         "ours_teacher_forcing_ratio": 1.0,
-        "optimizer": "Adam",
+        "optimizer": "AdamW (fused)",
     }
     return results
 
@@ -852,7 +924,7 @@ def train_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: lis
     batches = translation_batches(
         encode_pairs(tokenizer, [train_rows[i] for i in chosen]), batch_size, tokenizer.pad_token_id
     )
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, fused=True)
     model.train()
     started = time.perf_counter()
     losses = []
@@ -865,7 +937,7 @@ def train_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: lis
         optimizer.step()
         losses.append(loss.item())
     info = {
-        "source": f"trained here: {settings.decode_train_steps} steps of batch {batch_size}, Adam 3e-3",
+        "source": f"trained here: {settings.decode_train_steps} steps of batch {batch_size}, AdamW 3e-3",
         "train_seconds": time.perf_counter() - started,
         "final_loss": statistics.fmean(losses[-10:]) if losses else math.nan,
     }
@@ -891,39 +963,44 @@ def benchmark_decoding(settings: BenchmarkSettings, tokenizer, train_rows: list[
     sources = tokenizer([row["de"] for row in rows], truncation=True)["input_ids"]
     references = tokenizer(text_target=[row["en"] for row in rows], truncation=True)["input_ids"]
     max_new, batch_size, beams = settings.decode_max_new_tokens, settings.decode_batch_size, settings.decode_num_beams
+    beam_name = f"ours_batched_beam{beams}"
 
-    runners = {
-        "per_sentence_greedy_reference": lambda: per_sentence_greedy(model, sources, max_new),
-        "ours_batched_greedy": lambda: batched_generate(model, sources, batch_size, 1, max_new),
-        f"ours_batched_beam{beams}": lambda: batched_generate(model, sources, batch_size, beams, max_new),
+    outputs: dict[str, list[list[int]]] = {}
+
+    def keeping_outputs(name: str, decode: Callable[[], list[list[int]]]) -> Callable[[], None]:
+        def run() -> None:
+            outputs[name] = decode()
+
+        return run
+
+    rounds = (settings.warmup, settings.repeats)
+    paths = {
+        "per_sentence_greedy_reference": TimedPath(
+            keeping_outputs("per_sentence_greedy_reference", lambda: per_sentence_greedy(model, sources, max_new)),
+            *reference_rounds(settings),
+        ),
+        "ours_batched_greedy": TimedPath(
+            keeping_outputs("ours_batched_greedy", lambda: batched_generate(model, sources, batch_size, 1, max_new)),
+            *rounds,
+        ),
+        beam_name: TimedPath(
+            keeping_outputs(beam_name, lambda: batched_generate(model, sources, batch_size, beams, max_new)), *rounds
+        ),
     }
-    seconds = time_interleaved(runners, settings.warmup, settings.repeats)
-
-    per_sentence = per_sentence_greedy(model, sources, max_new)
-    batched = batched_generate(model, sources, batch_size, 1, max_new)
-    beam = batched_generate(model, sources, batch_size, beams, max_new)
+    seconds, memory = time_interleaved(paths, settings.measure_memory)
+    per_sentence, batched = outputs["per_sentence_greedy_reference"], outputs["ours_batched_greedy"]
     matches = sum(a == b for a, b in zip(per_sentence, batched))
 
     results: dict[str, Any] = {}
-    generated = {"per_sentence_greedy_reference": per_sentence, "ours_batched_greedy": batched}
-    generated[f"ours_batched_beam{beams}"] = beam
-    first_batch = sources[:batch_size]
-    memory_runners = {
-        "per_sentence_greedy_reference": lambda: per_sentence_greedy(model, first_batch, max_new),
-        "ours_batched_greedy": lambda: batched_generate(model, first_batch, batch_size, 1, max_new),
-        f"ours_batched_beam{beams}": lambda: batched_generate(model, first_batch, batch_size, beams, max_new),
-    }
-    for name in runners:
-        new_tokens = sum(len(tokens) - 1 for tokens in generated[name])
+    for name in paths:
+        new_tokens = sum(len(tokens) - 1 for tokens in outputs[name])
         results[name] = summarize(seconds[name], sentences=len(sources), generated_tokens=new_tokens)
         results[name]["mean_output_length"] = new_tokens / len(sources)
-        if settings.measure_memory:
-            results[name]["peak_tensor_mib"] = peak_tensor_memory_mib(memory_runners[name])
+        results[name]["peak_tensor_mib"] = memory.get(name)
     reference_rate = results["per_sentence_greedy_reference"]["sentences_per_s"]
     results["ratios"] = {
         "batched_greedy_vs_per_sentence_greedy": results["ours_batched_greedy"]["sentences_per_s"] / reference_rate,
-        f"batched_beam{beams}_vs_per_sentence_greedy": results[f"ours_batched_beam{beams}"]["sentences_per_s"]
-        / reference_rate,
+        f"batched_beam{beams}_vs_per_sentence_greedy": results[beam_name]["sentences_per_s"] / reference_rate,
     }
     results["equivalence"] = {
         "greedy_identical_sentences": matches,
@@ -938,7 +1015,6 @@ def benchmark_decoding(settings: BenchmarkSettings, tokenizer, train_rows: list[
         "mean_source_length": sum(map(len, sources)) / len(sources),
         "mean_reference_length": sum(map(len, references)) / len(references),
         "sentences_at_limit_greedy": sum(len(tokens) - 1 >= max_new for tokens in batched),
-        "memory_measured_on": f"the first {len(first_batch)} sentences",
     }
     results["model"] = model_info
     return results
@@ -969,7 +1045,7 @@ def ddp_worker(rank: int, world_size: int, payload_path: str, port: int, threads
         os.environ["MASTER_ADDR"], os.environ["MASTER_PORT"] = "127.0.0.1", str(port)
         dist.init_process_group("gloo", rank=rank, world_size=world_size)
         model = DistributedDataParallel(model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = make_optimizer(model)
     batches = payload["batches"][rank]
     # `ours_classifier_loss` calls the module it gets: the DDP wrapper, whose forward sets up the gradient all-reduce.
     train_steps(model, optimizer, batches[:1], ours_classifier_loss)  # warm-up
@@ -1006,11 +1082,12 @@ def run_ddp_once(payload_path: str, world_size: int, threads: int) -> dict[str, 
 def benchmark_ddp(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
     """Tokens/s of our classifier with `ddp_world_size` processes against one process, same per-process batches."""
     world, batch_size = settings.ddp_world_size, settings.classifier_batch_size
-    count = batch_size * settings.ddp_batches * world
-    tokenizer, examples = load_classifier_examples(settings, data_dir, count, offset=2)
+    tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * MEGABATCH_BATCHES, offset=2)
     grouped = length_grouped_batches(examples, batch_size, tokenizer.pad_token_id)
-    # Neighbouring (similar-length) batches go to different ranks, so the ranks do similar work per step.
-    per_rank = {rank: grouped[rank::world] for rank in range(world)}
+    # Pairs of neighbouring (similar-length) batches spread over the mega-batch; each pair is split between the
+    # ranks, so that they do similar work at each step.
+    starts = evenly_spaced(list(range(0, len(grouped) - world + 1, world)), settings.ddp_batches)
+    per_rank = {rank: [grouped[start + rank] for start in starts] for rank in range(world)}
     model = build_classifier(settings, tokenizer)
     with tempfile.TemporaryDirectory() as folder:
         payload_path = os.path.join(folder, "payload.pt")
@@ -1042,6 +1119,8 @@ TARGETS = [
     ("classifier: ours vs packed reference", "classifier", "ours_vs_packed_reference", None),
     ("seq2seq: Bahdanau+input feeding vs reference", "seq2seq", "bahdanau_input_feeding_vs_reference", 3.0),
     ("seq2seq: Luong fast path vs reference", "seq2seq", "luong_fast_path_vs_reference", 8.0),
+    ("  same random batch: Bahdanau+input feeding", "seq2seq", "bahdanau_input_feeding_same_batch_vs_reference", None),
+    ("  same random batch: Luong fast path", "seq2seq", "luong_fast_path_same_batch_vs_reference", None),
     ("decoding: batched greedy vs per-sentence", "decoding", "batched_greedy_vs_per_sentence_greedy", 20.0),
     ("decoding: batched beam vs per-sentence greedy", "decoding", "batched_beam{beams}_vs_per_sentence_greedy", 5.0),
 ]
@@ -1145,7 +1224,7 @@ def format_table(results: dict[str, Any]) -> str:
         for name, row in results[section].items():
             if not isinstance(row, dict) or f"{unit}_per_s" not in row:
                 continue
-            memory = f"{row['peak_tensor_mib']:9.1f}" if "peak_tensor_mib" in row else f"{'-':>9}"
+            memory = f"{row['peak_tensor_mib']:9.1f}" if row.get("peak_tensor_mib") is not None else f"{'-':>9}"
             rate = row[f"{unit}_per_s"]
             lines.append(
                 f"{section:<11} {name:<30} {row['median_s']:9.3f} {rate:>10.1f} {label_of[section]:<9} {memory} "

@@ -11,6 +11,7 @@ from hf_rnn.benchmark import (
     BenchmarkSettings,
     ClassifierBatch,
     PackedReferenceClassifier,
+    TimedPath,
     build_classifier,
     copy_classifier_weights,
     format_table,
@@ -42,7 +43,13 @@ def positive_rates(section: dict) -> list[float]:
 def test_every_section_reports_finite_positive_rates_and_ratios(tiny_results):
     for section, paths in {
         "classifier": ["ours", "padded_reference", "packed_reference"],
-        "seq2seq": ["ours_bahdanau_input_feeding", "ours_luong_fast_path", "tutorial_reference"],
+        "seq2seq": [
+            "ours_bahdanau_input_feeding",
+            "ours_luong_fast_path",
+            "ours_bahdanau_input_feeding_same_batch",
+            "ours_luong_fast_path_same_batch",
+            "tutorial_reference",
+        ],
         "decoding": ["per_sentence_greedy_reference", "ours_batched_greedy", "ours_batched_beam5"],
     }.items():
         results = tiny_results[section]
@@ -66,7 +73,7 @@ def test_equivalence_checks_hold(tiny_results):
 
 def test_targets_table_and_json(tiny_results):
     names = [row["name"] for row in tiny_results["targets"]]
-    assert len(names) == 7 and any("FLOP" in name for name in names)
+    assert len(names) == 9 and any("FLOP" in name for name in names)
     table = format_table(tiny_results)
     assert "tutorial_reference" in table and "DDP: skipped" in table
     json.loads(json.dumps(tiny_results))  # plain JSON, no tensors
@@ -102,11 +109,17 @@ def test_ours_and_packed_reference_give_the_same_loss_on_the_same_batch():
         torch.testing.assert_close(ours_grad, reference_grad, atol=1e-6, rtol=1e-4)
 
 
-def test_time_interleaved_alternates_and_drops_warmup():
+def test_time_interleaved_alternates_drops_warmup_and_runs_references_first():
     calls = []
-    seconds = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, repeats=2)
-    assert calls == ["a", "b", "b", "a", "a", "b"]
-    assert [len(v) for v in seconds.values()] == [2, 2]
+    paths = {
+        "a": TimedPath(lambda: calls.append("a"), warmup=1, repeats=2),
+        "b": TimedPath(lambda: calls.append("b"), warmup=1, repeats=2),
+        "slow": TimedPath(lambda: calls.append("slow"), warmup=0, repeats=1),
+    }
+    seconds, memory = time_interleaved(paths)
+    assert calls == ["a", "b", "slow", "b", "a", "a", "b"]
+    assert {name: len(runs) for name, runs in seconds.items()} == {"a": 2, "b": 2, "slow": 1}
+    assert memory == {}
 
 
 def test_cli_and_script_parse_the_options(tmp_path):
