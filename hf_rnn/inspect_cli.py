@@ -366,14 +366,14 @@ def run_diagnose_gradients(args: argparse.Namespace) -> int:
     plot_gradient_flow(
         results,
         output_dir / "gradients.png",
-        title=f"‖∂L/∂x‖ back from each text's last token, {state}: {batch_text}; {reader}",
+        title=f"‖∂L/∂x‖ back from each text's last token, {state}\n{batch_text}; {reader}",
         align="end",
         show_clipped=args.max_grad_norm is not None,
     )
     plot_gradient_flow(
         results,
         output_dir / "gradients_by_position.png",
-        title=f"‖∂L/∂x_t‖ by token position, {state}: {batch_text}; {reader}",
+        title=f"‖∂L/∂x_t‖ by token position, {state}\n{batch_text}; {reader}",
         align="start",
         show_clipped=args.max_grad_norm is not None,
     )
