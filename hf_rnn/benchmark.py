@@ -12,7 +12,7 @@ on real batches of IMDB and Multi30k (the full data beside the checkout when pre
    with the coin flip turned off the reference computes our Bahdanau model exactly, and that is checked too;
 3. decoding: our batched greedy and beam search through `generate()` against per-sentence greedy decoding as
    tutorials write it (one sentence at a time, argmax until EOS), whose outputs must equal our batched greedy;
-4. the peak tensor memory of every path, and the FLOP/s of our classifier step against `torch.mm` at its GEMM shapes;
+4. the peak memory (resident-set growth of the first run) of every path, and the FLOP/s of our classifier step against `torch.mm` at its GEMM shapes;
 5. DDP scaling of the classifier (2 processes x N threads against 1 process x N threads, gloo).
 
 Every timed path runs at the same model size, batch size and thread count; the paths of one comparison alternate
@@ -23,8 +23,10 @@ reported. Benchmarks are not tests: `tests/test_benchmark.py` only checks that t
 from __future__ import annotations
 
 import argparse
+import ctypes
 import dataclasses
 import functools
+import gc
 import json
 import math
 import os
@@ -184,8 +186,8 @@ class TimedPath:
 
 def time_interleaved(paths: dict[str, TimedPath], measure_memory: bool = False) -> tuple[dict, dict]:
     """Run the paths round by round, each once per round while it has rounds left; returns the seconds of the timed
-    runs per path, and (with `measure_memory`) the peak tensor memory of each path's first warm-up run, which then
-    runs under the profiler (a path without warm-up rounds gets no memory figure).
+    runs per path, and (with `measure_memory`) the peak memory growth of each path's first (warm-up) run
+    (`peak_rss_growth_mib`; a path without warm-up rounds gets no memory figure).
 
     The order rotates from round to round, so no path always runs first (or right after a slow one), and paths
     with fewer rounds (the slow references) run in the first rounds, interleaved with the others.
@@ -200,7 +202,7 @@ def time_interleaved(paths: dict[str, TimedPath], measure_memory: bool = False) 
             if round_index >= path.warmup + path.repeats:
                 continue
             if round_index == 0 and path.warmup > 0 and measure_memory:
-                memory[name] = peak_tensor_memory_mib(path.run)
+                memory[name] = peak_rss_growth_mib(path.run)
                 continue
             started = time.perf_counter()
             path.run()
@@ -210,23 +212,35 @@ def time_interleaved(paths: dict[str, TimedPath], measure_memory: bool = False) 
     return seconds, memory
 
 
-def peak_tensor_memory_mib(function: Callable[[], Any]) -> float:
-    """Peak of the CPU tensor memory allocated while `function` runs, above what was live before, in MiB.
+def peak_rss_growth_mib(function: Callable[[], Any]) -> float | None:
+    """How far this process's peak resident memory rises above its current level while `function` runs, in MiB.
 
-    Read from `torch.profiler` memory events (every tensor allocation and free, in order). It counts torch tensors
-    only: activations, gradients, optimizer state created during the run, workspaces; not Python objects, not
-    pages the allocator keeps after a free, and not tensors that were already alive (parameters, data).
+    Free heap memory is first handed back to the system (`malloc_trim`) and the kernel's high-water mark is reset
+    (`/proc/self/clear_refs`), so the figure is what the run itself needed at its peak: activations, gradients,
+    optimizer state created in the run, oneDNN workspaces and every other temporary, tensor or not. Linux only
+    (`None` elsewhere). (`torch.profiler`'s memory events were tried first: profiling the `PackedSequence`
+    backward made the process grow by gigabytes.)
     """
-    from torch.profiler import ProfilerActivity, profile
+    clear_refs = Path("/proc/self/clear_refs")
+    if not clear_refs.exists():
+        return None
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        before = read_proc_status_kib("VmRSS")
+        clear_refs.write_text("5")
+    except OSError:
+        return None
+    function()
+    return max(read_proc_status_kib("VmHWM") - before, 0) / 1024
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
-        function()
-    events = [event for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"]
-    live = peak = 0
-    for event in sorted(events, key=lambda event: event.start_ns()):
-        live += event.nbytes()
-        peak = max(peak, live)
-    return peak / MIB
+
+def read_proc_status_kib(field: str) -> int:
+    """A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise OSError(f"{field} not in /proc/self/status")
 
 
 def summarize(seconds: list[float], **per_run: float) -> dict[str, float]:
@@ -492,7 +506,7 @@ def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[st
         )
         results[name]["batches"] = len(batches)
         results[name]["computed_positions"] = sum(batch.input_ids.numel() for batch in batches)
-        results[name]["peak_tensor_mib"] = memory.get(name)
+        results[name]["peak_rss_growth_mib"] = memory.get(name)
     results["ratios"] = {
         "ours_vs_padded_reference": results["ours"]["tokens_per_s"] / results["padded_reference"]["tokens_per_s"],
         "ours_vs_packed_reference": results["ours"]["tokens_per_s"] / results["packed_reference"]["tokens_per_s"],
@@ -830,7 +844,7 @@ def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[d
             sentences=sum(batch.input_ids.shape[0] for batch in path_batches),
         )
         results[name]["batches"] = len(path_batches)
-        results[name]["peak_tensor_mib"] = memory.get(name)
+        results[name]["peak_rss_growth_mib"] = memory.get(name)
     reference_rate = results["tutorial_reference"]["target_tokens_per_s"]
     results["ratios"] = {
         f"{name[len('ours_') :]}_vs_reference": results[name]["target_tokens_per_s"] / reference_rate
@@ -996,7 +1010,7 @@ def benchmark_decoding(settings: BenchmarkSettings, tokenizer, train_rows: list[
         new_tokens = sum(len(tokens) - 1 for tokens in outputs[name])
         results[name] = summarize(seconds[name], sentences=len(sources), generated_tokens=new_tokens)
         results[name]["mean_output_length"] = new_tokens / len(sources)
-        results[name]["peak_tensor_mib"] = memory.get(name)
+        results[name]["peak_rss_growth_mib"] = memory.get(name)
     reference_rate = results["per_sentence_greedy_reference"]["sentences_per_s"]
     results["ratios"] = {
         "batched_greedy_vs_per_sentence_greedy": results["ours_batched_greedy"]["sentences_per_s"] / reference_rate,
@@ -1207,7 +1221,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
 
 def format_table(results: dict[str, Any]) -> str:
     """The human-readable summary: one row per path, then the targets."""
-    lines = [f"{'part':<11} {'path':<30} {'median s':>9} {'throughput':>20} {'peak MiB':>9} {'vs ref':>7}"]
+    lines = [f"{'part':<11} {'path':<38} {'median s':>9} {'throughput':>20} {'+RSS MiB':>9} {'vs ref':>7}"]
     lines.append("-" * len(lines[0]))
     reference_of = {
         "classifier": "padded_reference",
@@ -1224,10 +1238,10 @@ def format_table(results: dict[str, Any]) -> str:
         for name, row in results[section].items():
             if not isinstance(row, dict) or f"{unit}_per_s" not in row:
                 continue
-            memory = f"{row['peak_tensor_mib']:9.1f}" if row.get("peak_tensor_mib") is not None else f"{'-':>9}"
+            memory = f"{row['peak_rss_growth_mib']:9.1f}" if row.get("peak_rss_growth_mib") is not None else f"{'-':>9}"
             rate = row[f"{unit}_per_s"]
             lines.append(
-                f"{section:<11} {name:<30} {row['median_s']:9.3f} {rate:>10.1f} {label_of[section]:<9} {memory} "
+                f"{section:<11} {name:<38} {row['median_s']:9.3f} {rate:>10.1f} {label_of[section]:<9} {memory} "
                 f"{rate / reference_rate:6.2f}x"
             )
     if "classifier" in results:

@@ -55,7 +55,8 @@ def test_every_section_reports_finite_positive_rates_and_ratios(tiny_results):
         results = tiny_results[section]
         for path in paths:
             assert results[path]["median_s"] > 0
-            assert results[path]["peak_tensor_mib"] > 0
+            memory = results[path]["peak_rss_growth_mib"]
+            assert memory is None or (math.isfinite(memory) and memory >= 0)
         rates = positive_rates(results)
         assert len(rates) >= 2 * len(paths)
         assert all(math.isfinite(rate) and rate > 0 for rate in rates)
