@@ -3,16 +3,19 @@
 `hf-rnn benchmark [--quick] [--threads N] [--json FILE] [--only PART ...]` (or `python scripts/benchmark.py`) times,
 on real batches of IMDB and Multi30k (the full data beside the checkout when present, else the bundled slices):
 
-1. classifier training steps: ours (length-grouped batches + the padding-exact encoder) against a padded, unpacked
-   `nn.LSTM(bidirectional=True)` over random batches, and against the `PackedSequence` approach on the same random
-   batches; ours and the packed reference compute the same function, and their losses are checked to agree;
+1. classifier training steps: ours (length-grouped batches as our Trainer's sampler makes them + the padding-exact
+   encoder) against a padded, unpacked `nn.LSTM(bidirectional=True)` over random batches of the same examples, and
+   against the `PackedSequence` approach on a random batch; ours and the packed reference compute the same function,
+   and their losses are checked to agree;
 2. seq2seq training steps: ours with Bahdanau attention + input feeding (step loop) and ours with Luong attention
-   without input feeding (one recurrent call), against a tutorial-style decoder (Python loop over target steps,
-   attention energies re-projected from `[state; every encoder output]` at every step, teacher-forcing coin flip);
-   with the coin flip turned off the reference computes our Bahdanau model exactly, and that is checked too;
+   without input feeding (one recurrent call), on length-grouped batches and on the reference's own random batch,
+   against a tutorial-style model (Python loop over target steps, attention energies re-projected from
+   `[state; every encoder output]` at every step, teacher-forcing coin flip); with the coin flip turned off the
+   reference computes our Bahdanau model exactly, and that is checked too;
 3. decoding: our batched greedy and beam search through `generate()` against per-sentence greedy decoding as
    tutorials write it (one sentence at a time, argmax until EOS), whose outputs must equal our batched greedy;
-4. the peak memory (resident-set growth of the first run) of every path, and the FLOP/s of our classifier step against `torch.mm` at its GEMM shapes;
+4. the peak memory of every path (resident-set growth during its first run), and the FLOP/s of our classifier
+   step against `torch.mm` at its GEMM shapes;
 5. DDP scaling of the classifier (2 processes x N threads against 1 process x N threads, gloo).
 
 Every timed path runs at the same model size, batch size and thread count; the paths of one comparison alternate
@@ -460,7 +463,7 @@ def packed_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Ten
 
 
 def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
-    """Training steps of our classifier against the padded and the packed references, on the same examples."""
+    """Training steps of our classifier against the padded and the packed references, on one mega-batch's examples."""
     batch_size, count = settings.classifier_batch_size, settings.classifier_batches
     tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * MEGABATCH_BATCHES)
     pad_id = tokenizer.pad_token_id
@@ -783,7 +786,7 @@ def ours_seq2seq_loss(model: nn.Module, batch: TranslationBatch) -> torch.Tensor
 
 
 def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[dict]) -> dict[str, Any]:
-    """Training steps of our two decoders against the tutorial-style reference, on the same random batches."""
+    """Training steps of our two decoders (on grouped batches and on the reference's batch) against the reference."""
     batch_size, pad_id, start_id = settings.seq2seq_batch_size, tokenizer.pad_token_id, tokenizer.bos_token_id
     chosen = random.Random(settings.seed).sample(range(len(train_rows)), batch_size * MEGABATCH_BATCHES)
     pairs = encode_pairs(tokenizer, [train_rows[i] for i in chosen])
@@ -1094,7 +1097,7 @@ def run_ddp_once(payload_path: str, world_size: int, threads: int) -> dict[str, 
 
 
 def benchmark_ddp(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
-    """Tokens/s of our classifier with `ddp_world_size` processes against one process, same per-process batches."""
+    """Tokens/s of our classifier with `ddp_world_size` processes against one process running rank 0's batches."""
     world, batch_size = settings.ddp_world_size, settings.classifier_batch_size
     tokenizer, examples = load_classifier_examples(settings, data_dir, batch_size * MEGABATCH_BATCHES, offset=2)
     grouped = length_grouped_batches(examples, batch_size, tokenizer.pad_token_id)
