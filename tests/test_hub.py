@@ -362,6 +362,7 @@ def test_push_commits_the_whole_run_once_and_no_checkpoints_or_pickles(classifie
         "tokenizer.json",
         "tokenizer_config.json",
         "train_results.json",
+        "trainer_state.json",
         "training_curves.png",
     ]
     files = commit["files"]
