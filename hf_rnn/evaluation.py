@@ -11,7 +11,7 @@ import yaml
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification
 
-from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split
+from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split, resolve_data_dir
 from .hub import run_file
 from .loading import ModelLoadError, load_config, load_model, load_tokenizer
 from .metrics import classification_metrics
@@ -112,7 +112,7 @@ def evaluate_model(
     elapsed = time.perf_counter() - started
     return {
         "model": str(model_dir),
-        "dataset": data.dataset if data_dir is None and not os.environ.get("HF_RNN_DATA_DIR") else data.local_name,
+        "dataset": data.dataset if resolve_data_dir(data_dir) is None else data.local_name,
         "split": split,
         "examples": len(split_data),
         **metrics,
