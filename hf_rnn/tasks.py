@@ -4,6 +4,7 @@ Each task adapter says which columns it needs, what text the tokenizer learns fr
 encoded, which model, collator, metrics and Trainer class it uses. The loop itself lives in `training`.
 """
 
+import copy
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,11 +196,27 @@ class TeacherForcingScheduleCallback(TrainerCallback):
             model.config.teacher_forcing_ratio = self.start
 
 
+class GenerationConfigKeepingTrainer(Seq2SeqTrainer):
+    """A `Seq2SeqTrainer` whose evaluation leaves the model's `generation_config` as it was.
+
+    transformers' `Seq2SeqTrainer.prediction_step` fills every unset generation default into the model's own
+    config (`max_length=20` next to our `max_new_tokens`): every later `generate()` then warned "Both
+    `max_new_tokens` and `max_length` seem to have been set", and the saved model carried that contradiction.
+    """
+
+    def prediction_step(self, *args, **kwargs):
+        saved = copy.deepcopy(self.model.generation_config)
+        try:
+            return super().prediction_step(*args, **kwargs)
+        finally:
+            self.model.generation_config = saved
+
+
 class TranslationTask(TaskAdapter):
     """Sentence-pair translation from a `translation` column of `{lang: text}` dicts (the Hub schema)."""
 
     arguments_class = Seq2SeqTrainingArguments
-    trainer_class = Seq2SeqTrainer
+    trainer_class = GenerationConfigKeepingTrainer
     config_class = RnnSeq2SeqConfig
     model_family = "rnn_seq2seq"
     placeholder_fixed = {
@@ -243,6 +260,8 @@ class TranslationTask(TaskAdapter):
         return encode
 
     def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset) -> RnnSeq2SeqForConditionalGeneration:
+        """The model for the joint tokenizer; its output layer scores the training targets' tokens only (see
+        `RnnSeq2SeqConfig.target_token_ids`) unless the recipe sets `model.target_token_ids` (null: every id)."""
         fixed = {
             "vocab_size": len(tokenizer),
             "pad_token_id": tokenizer.pad_token_id,
@@ -250,6 +269,8 @@ class TranslationTask(TaskAdapter):
             "eos_token_id": tokenizer.eos_token_id,
             "decoder_start_token_id": tokenizer.bos_token_id,
         }
+        if "target_token_ids" not in recipe.model:
+            fixed["target_token_ids"] = target_token_ids(tokenizer, train_split, recipe.data.target_lang)
         model = RnnSeq2SeqForConditionalGeneration(build_config(RnnSeq2SeqConfig, recipe.model, fixed))
         generation = model.generation_config
         generation.num_beams = recipe.options.generation_num_beams
@@ -286,6 +307,17 @@ class TranslationTask(TaskAdapter):
             "num_beams": recipe.options.generation_num_beams,
             "max_new_tokens": recipe.options.generation_max_new_tokens,
         }
+
+
+def target_token_ids(tokenizer, train_split: Dataset, target_lang: str) -> list[int]:
+    """The ids of the tokens in the training split's `target_lang` texts, plus every special token."""
+    seen = np.zeros(len(tokenizer), dtype=bool)
+    for batch in train_split.iter(batch_size=2000):
+        encoded = tokenizer(text_target=[pair[target_lang] for pair in batch["translation"]], truncation=True)
+        for ids in encoded["input_ids"]:
+            seen[ids] = True
+    seen[tokenizer.all_special_ids] = True
+    return np.flatnonzero(seen).tolist()
 
 
 def decode_token_ids(tokenizer, token_ids: np.ndarray) -> list[str]:

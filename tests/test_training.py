@@ -94,6 +94,24 @@ def test_multi30k_slice_training_gives_bleu_above_zero(m30k_run):
 
 
 @pytest.mark.slow
+def test_translation_output_layer_covers_the_training_targets_only(m30k_run):
+    """The joint vocabulary holds source-only tokens; the saved model never scores them (RnnSeq2SeqConfig)."""
+    from datasets import load_dataset
+
+    config = json.loads((m30k_run / "config.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(m30k_run)
+    allowed = set(config["target_token_ids"])
+    assert set(tokenizer.all_special_ids) <= allowed and len(allowed) < config["vocab_size"]
+    train_pairs = load_dataset("parquet", data_files=str(REPO / "hf_rnn/sample_data/multi30k/train.parquet"))["train"]
+    targets = tokenizer(text_target=[pair["en"] for pair in train_pairs["translation"]])["input_ids"]
+    assert set().union(*targets) <= allowed
+    sources = tokenizer([pair["de"] for pair in train_pairs["translation"]])["input_ids"]
+    assert set().union(*sources) - allowed, "German-only tokens should exist in the joint vocabulary"
+    model = AutoModelForSeq2SeqLM.from_pretrained(m30k_run)
+    assert model.config.target_token_ids == config["target_token_ids"]
+
+
+@pytest.mark.slow
 def test_translation_pipeline_generate_and_heatmap(m30k_run, tmp_path, capsys):
     tokenizer = AutoTokenizer.from_pretrained(m30k_run)
     model = AutoModelForSeq2SeqLM.from_pretrained(m30k_run)

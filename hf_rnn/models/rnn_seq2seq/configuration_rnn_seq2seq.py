@@ -92,6 +92,14 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
             (`target_vocab_size` `None` or equal to `vocab_size`).
         tie_word_embeddings (`bool`, *optional*, defaults to `True`):
             Whether the output projection reuses the target embedding matrix.
+        target_token_ids (`list[int]`, *optional*):
+            The token ids the decoder can produce: the output layer scores only these (every other id gets the
+            dtype's minimum logit and is never generated) and the loss is a softmax over them. `None` means every id
+            of the target vocabulary. With a joint source/target vocabulary, the training path sets it to the ids
+            that occur in the training targets plus the special tokens, as a separate target vocabulary would (Joey
+            NMT, Marian): output rows that are never a target receive only push-down gradients, which Adam turns
+            into full-size steps for every such row at every step; with half the joint vocabulary source-only, that
+            drowned the token-specific signal and an untied model stayed near the unigram loss.
         label_smoothing (`float`, *optional*, defaults to 0.1):
             Label smoothing of the cross-entropy loss.
         teacher_forcing_ratio (`float`, *optional*, defaults to 1.0):
@@ -99,7 +107,8 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
             model's own argmax prediction (scheduled sampling). Read at every forward call, so a training callback
             may lower it over time. Evaluation mode always reads gold tokens.
         initializer_range (`float`, *optional*, defaults to 0.1):
-            Standard deviation of the normal initialisation of the embeddings.
+            Standard deviation of the normal initialisation of the embeddings and of an untied output layer (the
+            same scale whether or not the output layer is tied; Xavier's much smaller one stalls Adam training).
         pad_token_id (`int`, *optional*, defaults to 0):
             Id of the padding token (both vocabularies); its embedding is kept at zero.
         bos_token_id (`int`, *optional*, defaults to 1):
@@ -146,6 +155,7 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
     output_dropout: float | int = 0.3
     share_embeddings: bool = True
     tie_word_embeddings: bool = True
+    target_token_ids: list[int] | None = None
     label_smoothing: float | int = 0.1
     teacher_forcing_ratio: float | int = 1.0
     initializer_range: float = 0.1
@@ -196,6 +206,14 @@ class RnnSeq2SeqConfig(PreTrainedConfig):
             )
         if not self.is_encoder_decoder:
             raise ValueError("`is_encoder_decoder` must be True for rnn_seq2seq.")
+        if self.target_token_ids is not None:
+            self.target_token_ids = sorted(set(self.target_token_ids))
+            if not self.target_token_ids:
+                raise ValueError("`target_token_ids` must list at least one token id, or be None (every id).")
+            for token_id in (self.target_token_ids[0], self.target_token_ids[-1]):
+                check_token_id("target_token_ids", token_id, "target_vocab_size", self.target_vocab_size)
+            if self.eos_token_id is not None and self.eos_token_id not in self.target_token_ids:
+                raise ValueError(f"`target_token_ids` must include `eos_token_id={self.eos_token_id}`.")
         check_token_id("pad_token_id", self.pad_token_id, "vocab_size", self.vocab_size)
         for name in ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id"):
             check_token_id(name, getattr(self, name), "target_vocab_size", self.target_vocab_size)

@@ -197,6 +197,17 @@ class SingleStepGRU(SingleStepRnnMixin, nn.GRU):
 DECODER_RNN_CLASSES = {"rnn": SingleStepRNN, "lstm": SingleStepLSTM, "gru": SingleStepGRU}
 
 
+class OutputProjection(nn.Linear):
+    """The output layer (attentional vector -> target vocabulary logits).
+
+    Its own class so that `_init_weights` gives it the embeddings' normal initialisation rather than Xavier's: an
+    untied layer then starts at the scale a tied one has. Xavier's scale for a `(vocab, attentional_size)` matrix
+    (std 0.016 for 8k x 256) is overwritten within some 15 Adam steps of 1e-3 by the update every row receives
+    towards the mean attentional vector; the logits then carry little more than unigram frequencies and the gradient
+    reaching the decoder and encoder loses its token-specific part (training stalled at the unigram loss).
+    """
+
+
 def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
     """Decoder inputs from `labels` `(batch, tgt_len)`: prepend the start token, drop the last label, -100 -> pad."""
     if decoder_start_token_id is None:
@@ -242,12 +253,21 @@ class RnnSeq2SeqCache:
     With it, each generation step feeds only the newest target token. `generate` reorders it for beam search through
     `reorder_cache(beam_idx)`.
 
+    Greedy search and sampling keep feeding a row after it has finished (`</s>` once, then padding), and the row's
+    output is discarded. The decoder therefore drops a row from the cache when `</s>` comes in, and every later step
+    computes the remaining rows only: `rows` then lists which rows of the generation batch the tensors hold, and the
+    cache carries those rows' `encoder_states` and `src_mask`. (Beam search never feeds `</s>`: a beam that ends is
+    moved out of the running beams.)
+
     Args:
-        decoder_states: hidden states `(decoder_layers, batch, hidden_size)` after the tokens seen so far, or the
+        decoder_states: hidden states `(decoder_layers, rows, hidden_size)` after the tokens seen so far, or the
             pair `(h, c)` of such tensors for an LSTM.
-        attentional_vector: the last attentional vector `(batch, attentional_size)` (fed back with input feeding).
-        proj_keys: attention keys `(batch, src_len, key_size)`, projected once per source; `None` without attention.
+        attentional_vector: the last attentional vector `(rows, attentional_size)` (fed back with input feeding).
+        proj_keys: attention keys `(rows, src_len, key_size)`, projected once per source; `None` without attention.
         seen_tokens: number of target tokens consumed so far (the decode position).
+        rows: `(rows,)` indices of the batch rows still decoding, or `None` for every row in order.
+        encoder_states: `(rows, src_len, encoder_output_size)` encoder states of `rows` (`None` when `rows` is).
+        src_mask: `(rows, src_len)` boolean source mask of `rows` (`None` when `rows` is).
     """
 
     is_compileable = False
@@ -258,11 +278,17 @@ class RnnSeq2SeqCache:
         attentional_vector: torch.Tensor,
         proj_keys: torch.Tensor | None,
         seen_tokens: int,
+        rows: torch.Tensor | None = None,
+        encoder_states: torch.Tensor | None = None,
+        src_mask: torch.Tensor | None = None,
     ):
         self.decoder_states = decoder_states
         self.attentional_vector = attentional_vector
         self.proj_keys = proj_keys
         self.seen_tokens = seen_tokens
+        self.rows = rows
+        self.encoder_states = encoder_states
+        self.src_mask = src_mask
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         """Number of target tokens already consumed."""
@@ -270,16 +296,29 @@ class RnnSeq2SeqCache:
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         """Select the batch rows `beam_idx` `(batch,)` in place (beam search keeps the best hypotheses)."""
-        if isinstance(self.decoder_states, tuple):
-            self.decoder_states = tuple(state.index_select(1, beam_idx) for state in self.decoder_states)
-        else:
-            self.decoder_states = self.decoder_states.index_select(1, beam_idx)
+        if self.rows is not None:
+            raise RuntimeError("a cache that dropped finished rows cannot be reordered for beam search.")
+        self.decoder_states = select_state_rows(self.decoder_states, beam_idx)
         self.attentional_vector = self.attentional_vector.index_select(0, beam_idx)
         if self.proj_keys is not None:
             self.proj_keys = self.proj_keys.index_select(0, beam_idx)
 
     def __repr__(self) -> str:
         return f"{self.__class__.__name__}(seen_tokens={self.seen_tokens})"
+
+
+def select_state_rows(
+    states: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: torch.Tensor
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Batch rows `rows` of recurrent states `(layers, batch, hidden)` (or of both tensors of an LSTM pair)."""
+    if isinstance(states, tuple):
+        return tuple(state.index_select(1, rows) for state in states)
+    return states.index_select(1, rows)
+
+
+def scatter_rows(values: torch.Tensor, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`(len(rows), ...)` values placed at `rows` of a zero tensor `(batch_size, ...)`."""
+    return values.new_zeros(batch_size, *values.shape[1:]).index_copy_(0, rows, values)
 
 
 class RnnSeq2SeqAttention(nn.Module):
@@ -407,6 +446,7 @@ class RnnSeq2SeqDecoder(nn.Module):
         self.num_layers = config.decoder_layers
         self.hidden_size = config.hidden_size
         self.num_directions = config.num_directions
+        self.eos_token_id = config.eos_token_id
         self.use_fast_path = True
 
         # With shared embeddings the decoder reads the encoder's matrix, passed to `forward`.
@@ -442,7 +482,47 @@ class RnnSeq2SeqDecoder(nn.Module):
         )
         self.attentional_layer = nn.Linear(config.hidden_size + context_size, config.attentional_size, bias=False)
         self.output_dropout = nn.Dropout(config.output_dropout)
-        self.output_projection = nn.Linear(config.attentional_size, config.target_vocab_size, bias=False)
+        self.output_projection = OutputProjection(config.attentional_size, config.target_vocab_size, bias=False)
+        self.target_vocab_size = config.target_vocab_size
+        self.target_token_ids = config.target_token_ids
+        # Per device: the ids the output layer scores `(n_out,)` and each id's output index `(target_vocab_size,)`.
+        self._output_index_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def output_index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """`(ids, position)`: the `(n_out,)` token ids the output layer scores (`config.target_token_ids`) and, for
+        every target id, its index among them `(target_vocab_size,)` (-100 for ids outside); `None` for every id."""
+        if self.target_token_ids is None:
+            return None
+        if device not in self._output_index_cache:
+            ids = torch.tensor(self.target_token_ids, dtype=torch.long, device=device)
+            position = torch.full((self.target_vocab_size,), -100, dtype=torch.long, device=device)
+            position[ids] = torch.arange(len(ids), device=device)
+            self._output_index_cache[device] = (ids, position)
+        return self._output_index_cache[device]
+
+    def output_logits(self, attentional: torch.Tensor) -> torch.Tensor:
+        """Logits `(..., n_out)` of the tokens the decoder can produce, from attentional vectors `(..., size)`."""
+        weight, bias = self.output_projection.weight, self.output_projection.bias
+        index = self.output_index(attentional.device)
+        if index is not None:
+            weight = weight.index_select(0, index[0])
+            bias = None if bias is None else bias.index_select(0, index[0])
+        return nn.functional.linear(attentional, weight, bias)
+
+    def full_vocabulary_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """`(..., n_out)` output logits placed in `(..., target_vocab_size)`; ids outside get the dtype's minimum."""
+        index = self.output_index(logits.device)
+        if index is None:
+            return logits
+        full = logits.new_full((*logits.shape[:-1], self.target_vocab_size), torch.finfo(logits.dtype).min)
+        return full.index_copy_(-1, index[0], logits)
+
+    def output_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Target ids `labels` (-100: no loss) as indices into `output_logits`; ids outside become -100."""
+        index = self.output_index(labels.device)
+        if index is None:
+            return labels
+        return torch.where(labels == -100, labels, index[1][labels.clamp(min=0)])
 
     def initial_states(self, final_states: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Bridge `(batch, encoder_layers * num_directions, hidden)` encoder final states to the decoder's initial
@@ -487,14 +567,16 @@ class RnnSeq2SeqDecoder(nn.Module):
 
         `embeddings` embeds target tokens; `encoder_states` `(batch, src_len, encoder_output_size)`, `final_states`
         `(batch, encoder_layers * num_directions, hidden)` and boolean `src_mask` `(batch, src_len)` come from the
-        encoder. Returns the logits `(batch, tgt_len, target_vocab_size)`, the attentional vectors
-        `(batch, tgt_len, attentional_size)`, the attention weights `(batch, tgt_len, src_len)` (`None` without
-        attention) and the cache after the last step.
+        encoder. Returns the logits `(batch, tgt_len, n_out)` over the ids of `output_index` (`full_vocabulary_logits`
+        widens them), the attentional vectors `(batch, tgt_len, attentional_size)`, the attention weights
+        `(batch, tgt_len, src_len)` (`None` without attention) and the cache after the last step.
         """
         if decoder_input_ids.dim() != 2:
             raise ValueError(
                 f"`decoder_input_ids` must have shape (batch, tgt_len), got {tuple(decoder_input_ids.shape)}."
             )
+        batch_size = decoder_input_ids.shape[0]
+        rows = None
         if cache is None:
             states = self.initial_states(final_states)
             attentional_vector = encoder_states.new_zeros(encoder_states.shape[0], self.attentional_layer.out_features)
@@ -503,7 +585,21 @@ class RnnSeq2SeqDecoder(nn.Module):
             seen_tokens = 0
         else:
             states, attentional_vector = cache.decoder_states, cache.attentional_vector
-            proj_keys, seen_tokens = cache.proj_keys, cache.seen_tokens
+            proj_keys, seen_tokens, rows = cache.proj_keys, cache.seen_tokens, cache.rows
+            if rows is not None:
+                encoder_states, src_mask = cache.encoder_states, cache.src_mask
+                decoder_input_ids = decoder_input_ids.index_select(0, rows)
+            if self.eos_token_id is not None and not self.training and decoder_input_ids.shape[1] == 1:
+                finished = decoder_input_ids[:, 0] == self.eos_token_id
+                if finished.any():
+                    # The rows fed `</s>` have finished: keep the others (see `RnnSeq2SeqCache`).
+                    keep = (~finished).nonzero().squeeze(1)
+                    rows = keep if rows is None else rows.index_select(0, keep)
+                    states = select_state_rows(states, keep)
+                    attentional_vector = attentional_vector.index_select(0, keep)
+                    proj_keys = None if proj_keys is None else proj_keys.index_select(0, keep)
+                    encoder_states, src_mask = encoder_states.index_select(0, keep), src_mask.index_select(0, keep)
+                    decoder_input_ids = decoder_input_ids.index_select(0, keep)
 
         gold_inputs_only = not self.training or teacher_forcing_ratio >= 1.0
         # The whole target side as one recurrent call needs every step's input known in advance: gold tokens, no
@@ -525,8 +621,13 @@ class RnnSeq2SeqDecoder(nn.Module):
                 proj_keys,
                 teacher_forcing_ratio=1.0 if gold_inputs_only else teacher_forcing_ratio,
             )
-        logits = self.output_projection(self.output_dropout(attentional))
+        logits = self.output_logits(self.output_dropout(attentional))
         new_cache = RnnSeq2SeqCache(states, attentional[:, -1], proj_keys, seen_tokens + decoder_input_ids.shape[1])
+        if rows is not None:
+            new_cache.rows, new_cache.encoder_states, new_cache.src_mask = rows, encoder_states, src_mask
+            # Finished rows get zero logits: generation discards their next token anyway.
+            logits, attentional = scatter_rows(logits, rows, batch_size), scatter_rows(attentional, rows, batch_size)
+            weights = None if weights is None else scatter_rows(weights, rows, batch_size)
         return logits, attentional, weights, new_cache
 
     def decode_step_by_step(
@@ -557,7 +658,9 @@ class RnnSeq2SeqDecoder(nn.Module):
                 tokens = decoder_input_ids[:, step]
                 if step > 0:
                     with torch.no_grad():
-                        predicted = self.output_projection(attentional_vector).argmax(dim=-1)
+                        predicted = self.output_logits(attentional_vector).argmax(dim=-1)
+                        index = self.output_index(predicted.device)
+                        predicted = predicted if index is None else index[0][predicted]
                     keep_gold = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing_ratio
                     tokens = torch.where(keep_gold, tokens, predicted)
                 rnn_inputs = [self.embedding_dropout(embeddings(tokens))]
@@ -588,9 +691,12 @@ class RnnSeq2SeqPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["RnnSeq2SeqEncoder", "RnnSeq2SeqDecoder"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        """Xavier for linear layers (attention included), normal embeddings with a zero padding row, Xavier input /
-        orthogonal recurrent weights with LSTM forget bias 1. Loaded parameters (`_is_hf_initialized`) are kept."""
-        if isinstance(module, nn.Linear):
+        """Xavier for linear layers (attention included), normal embeddings and output layer (std
+        `initializer_range`) with a zero padding row, Xavier input / orthogonal recurrent weights with LSTM forget bias
+        1. Loaded parameters (`_is_hf_initialized`) are kept."""
+        if isinstance(module, OutputProjection):
+            init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
+        elif isinstance(module, nn.Linear):
             init.xavier_uniform_(module.weight)
             if module.bias is not None:
                 init.zeros_(module.bias)
@@ -710,8 +816,11 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
 
         loss = None
         if labels is not None:
+            # A softmax over the tokens the decoder can produce (`config.target_token_ids`).
             loss_fct = CrossEntropyLoss(ignore_index=-100, label_smoothing=self.config.label_smoothing)
-            loss = loss_fct(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1).to(logits.device))
+            output_labels = self.decoder.output_labels(labels.to(logits.device))
+            loss = loss_fct(logits.reshape(-1, logits.shape[-1]), output_labels.reshape(-1))
+        logits = self.decoder.full_vocabulary_logits(logits)
 
         output = Seq2SeqLMOutput(
             loss=loss,
