@@ -275,8 +275,9 @@ def training_path(model: nn.Module, batches: list, loss_of: Callable, warmup: in
 
 
 def reference_rounds(settings: BenchmarkSettings) -> tuple[int, int]:
-    """(warm-up, repeats) of the slow references: one warm-up run only when it is needed to measure memory."""
-    return (1 if settings.measure_memory else 0), settings.reference_repeats
+    """(warm-up, repeats) of the slow references: always one untimed warm-up run (a first run pays for allocator and
+    oneDNN set-up; timing it made the quick classifier ratio 1.28 against 2.42 in the full run)."""
+    return 1, settings.reference_repeats
 
 
 def pad_sequences(sequences: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -493,9 +494,17 @@ def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[st
         "ours_equals_packed": abs(loss_ours - loss_packed) <= 1e-5,
     }
 
-    batches_of = {"ours": grouped, "padded_reference": shuffled, "packed_reference": packed_batches}
+    # "ours" runs the batches our sampler makes; "ours_same_batch" the reference's random batches (the control that
+    # separates the implementation from the batching).
+    batches_of = {
+        "ours": grouped,
+        "ours_same_batch": shuffled,
+        "padded_reference": shuffled,
+        "packed_reference": packed_batches,
+    }
     paths = {
         "ours": training_path(ours, grouped, ours_classifier_loss, settings.warmup, settings.repeats),
+        "ours_same_batch": training_path(ours, shuffled, ours_classifier_loss, settings.warmup, settings.repeats),
         "padded_reference": training_path(padded, shuffled, padded_reference_loss, settings.warmup, settings.repeats),
         "packed_reference": training_path(packed, packed_batches, packed_reference_loss, *reference_rounds(settings)),
     }
@@ -512,6 +521,8 @@ def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[st
         results[name]["peak_rss_growth_mib"] = memory.get(name)
     results["ratios"] = {
         "ours_vs_padded_reference": results["ours"]["tokens_per_s"] / results["padded_reference"]["tokens_per_s"],
+        "ours_same_batch_vs_padded_reference": results["ours_same_batch"]["tokens_per_s"]
+        / results["padded_reference"]["tokens_per_s"],
         "ours_vs_packed_reference": results["ours"]["tokens_per_s"] / results["packed_reference"]["tokens_per_s"],
     }
     results["equivalence"] = equivalence
@@ -1132,10 +1143,12 @@ def benchmark_ddp(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]
 
 TARGETS = [
     # (label, section, ratio key, target)
-    ("classifier: ours vs padded reference", "classifier", "ours_vs_padded_reference", 2.0),
+    ("classifier: ours (grouped batches) vs padded reference", "classifier", "ours_vs_padded_reference", 2.0),
+    ("  same random batch: ours vs padded reference", "classifier", "ours_same_batch_vs_padded_reference", None),
     ("classifier: ours vs packed reference", "classifier", "ours_vs_packed_reference", None),
     ("seq2seq: Bahdanau+input feeding vs reference", "seq2seq", "bahdanau_input_feeding_vs_reference", 3.0),
-    ("seq2seq: Luong fast path vs reference", "seq2seq", "luong_fast_path_vs_reference", 8.0),
+    # Not an implementation comparison: a different architecture (Luong attention, no input feeding) than the reference.
+    ("seq2seq architecture: Luong fast path vs Bahdanau reference", "seq2seq", "luong_fast_path_vs_reference", 8.0),
     ("  same random batch: Bahdanau+input feeding", "seq2seq", "bahdanau_input_feeding_same_batch_vs_reference", None),
     ("  same random batch: Luong fast path", "seq2seq", "luong_fast_path_same_batch_vs_reference", None),
     ("decoding: batched greedy vs per-sentence", "decoding", "batched_greedy_vs_per_sentence_greedy", 20.0),

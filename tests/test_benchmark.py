@@ -42,7 +42,7 @@ def positive_rates(section: dict) -> list[float]:
 
 def test_every_section_reports_finite_positive_rates_and_ratios(tiny_results):
     for section, paths in {
-        "classifier": ["ours", "padded_reference", "packed_reference"],
+        "classifier": ["ours", "ours_same_batch", "padded_reference", "packed_reference"],
         "seq2seq": [
             "ours_bahdanau_input_feeding",
             "ours_luong_fast_path",
@@ -74,7 +74,7 @@ def test_equivalence_checks_hold(tiny_results):
 
 def test_targets_table_and_json(tiny_results):
     names = [row["name"] for row in tiny_results["targets"]]
-    assert len(names) == 9 and any("FLOP" in name for name in names)
+    assert len(names) == 10 and any("FLOP" in name for name in names)
     table = format_table(tiny_results)
     assert "tutorial_reference" in table and "DDP: skipped" in table
     json.loads(json.dumps(tiny_results))  # plain JSON, no tensors
