@@ -1,0 +1,134 @@
+"""Collect a `run.sh` output folder into side_by_side.json and side_by_side.md.
+
+Usage: collect.py OUT_DIR DATA_DIR. Needs sacrebleu and pyarrow (the Joey venv has both).
+Joey's BLEU is recomputed with sacreBLEU on its detokenised output against the raw references, as hf_rnn's is.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import sacrebleu
+
+
+def gnu_time_peak_rss_mb(path: Path) -> float | None:
+    """Peak resident memory from a `/usr/bin/time -v` report."""
+    if not path.is_file():
+        return None
+    found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", path.read_text())
+    return round(int(found.group(1)) / 1024, 1) if found else None
+
+
+def joey_training(out: Path) -> dict:
+    """Sentences, target tokens and seconds per epoch from Joey's training log (seconds exclude setup)."""
+    log = (out / "joey_train.log").read_text(encoding="utf-8")
+    epochs = re.findall(
+        r"Epoch\s+(\d+), total training loss: [\d.]+, num. of seqs: (\d+), num. of tokens: (\d+), ([\d.]+)\[sec\]", log
+    )
+    sentences = sum(int(seqs) for _, seqs, _, _ in epochs)
+    seconds = sum(float(sec) for *_, sec in epochs)
+    return {
+        "epochs": len(epochs),
+        "train_seconds": round(seconds, 1),
+        "train_sentences_per_second": round(sentences / seconds, 2) if seconds else None,
+        "peak_rss_mb": gnu_time_peak_rss_mb(out / "joey_train.time"),
+    }
+
+
+def hf_training(out: Path) -> dict:
+    results = json.loads((out / "hf_model" / "train_results.json").read_text())
+    return {
+        "epochs": results.get("epoch"),
+        "train_seconds": round(results["train_runtime"], 1),
+        "train_sentences_per_second": results["train_examples_seen_per_second"],
+        "peak_rss_mb": gnu_time_peak_rss_mb(out / "hf_train.time"),
+    }
+
+
+def joey_decoding(out: Path, beam: int, threads: int, references: list[str]) -> dict | None:
+    log_path = out / f"joey_test_beam{beam}_threads{threads}.log"
+    hyp_path = out / f"joey_hyp_beam{beam}_threads{threads}.test"
+    if not log_path.is_file() or not hyp_path.is_file():
+        return None
+    seconds = float(re.findall(r"Generation took ([\d.]+)\[sec\]", log_path.read_text(encoding="utf-8"))[-1])
+    hypotheses = hyp_path.read_text(encoding="utf-8").splitlines()
+    return {
+        "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
+        "generation_seconds": seconds,
+        "sentences_per_second": round(len(references) / seconds, 1),
+    }
+
+
+def hf_decoding(out: Path, beam: int, threads: int) -> dict | None:
+    path = out / f"hf_eval_beam{beam}_threads{threads}.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text())
+    return {
+        "bleu": round(results["bleu"], 2),
+        "generation_seconds": results["generation_seconds"],
+        "sentences_per_second": round(results["generation_sentences_per_second"], 1),
+        "signature": results.get("bleu_signature"),
+    }
+
+
+def ratio(ours: float | None, theirs: float | None) -> float | None:
+    return round(ours / theirs, 2) if ours and theirs else None
+
+
+def markdown(results: dict) -> str:
+    joey, hf = results["joey"], results["hf_rnn"]
+    rows = [
+        "| | Joey NMT 2.3 | hf_rnn | hf_rnn / Joey |",
+        "|---|---:|---:|---:|",
+        f"| training sentences/s (1 thread each, trained at the same time) | {joey['train_sentences_per_second']} | "
+        f"{hf['train_sentences_per_second']} | {ratio(hf['train_sentences_per_second'], joey['train_sentences_per_second'])}× |",
+        f"| training minutes for {joey['epochs']} epochs | {joey['train_seconds'] / 60:.1f} | {hf['train_seconds'] / 60:.1f} | |",
+        f"| peak RSS while training, MB | {joey['peak_rss_mb']} | {hf['peak_rss_mb']} | |",
+    ]
+    for key, pair in sorted(results["decoding"].items()):
+        j, h = pair["joey"], pair["hf_rnn"]
+        if not j or not h:
+            continue
+        if key.endswith("threads1"):
+            rows.append(f"| test BLEU, {label_name(key)} | {j['bleu']} | {h['bleu']} | |")
+        rows.append(
+            f"| decoding sentences/s, {label_name(key)} | {j['sentences_per_second']} | {h['sentences_per_second']} | "
+            f"{ratio(h['sentences_per_second'], j['sentences_per_second'])}× |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+def label_name(key: str) -> str:
+    beam, threads = re.match(r"beam(\d+)_threads(\d+)", key).groups()
+    search = "greedy" if beam == "1" else f"beam {beam}"
+    return f"{search}, {threads} thread{'s' if threads != '1' else ''}"
+
+
+def main() -> None:
+    out, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    table = pq.read_table(data_dir / "multi30k" / "test.parquet", columns=["translation"])
+    references = [pair["en"] for pair in table.column("translation").to_pylist()]
+    results = {
+        "setting": "Multi30k de-en, Joey NMT's RNN architecture (emb 256, BiLSTM 256, LSTM decoder 256, Bahdanau "
+        "attention, input feeding, bridge, batch 64, Adam 1e-3 constant, clip 1.0, dropout 0.2, untied output)",
+        "hf_rnn_overrides": (out / "hf_settings.txt").read_text().split("\n"),
+        "joey": joey_training(out),
+        "hf_rnn": hf_training(out),
+        "decoding": {},
+    }
+    for path in sorted(out.glob("hf_eval_beam*_threads*.json")):
+        beam, threads = map(int, re.match(r"hf_eval_beam(\d+)_threads(\d+)", path.stem).groups())
+        results["decoding"][f"beam{beam}_threads{threads}"] = {
+            "joey": joey_decoding(out, beam, threads, references),
+            "hf_rnn": hf_decoding(out, beam, threads),
+        }
+    (out / "side_by_side.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "side_by_side.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
