@@ -5,6 +5,7 @@ import time
 
 import pytest
 import torch
+from transformers import GenerationMixin
 
 import hf_rnn  # noqa: F401  (registers the Auto classes)
 from hf_rnn import RnnSeq2SeqCache, RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
@@ -305,6 +306,27 @@ def test_greedy_generation_stops_computing_finished_rows(attention_type):
         assert generated[row, : len(alone)].tolist() == alone.tolist()
 
 
+@pytest.mark.parametrize("target_token_ids", [None, [EOS, *range(5, 20)]], ids=["all-ids", "target-ids"])
+def test_plain_greedy_generate_takes_the_fast_path_with_identical_output(monkeypatch, target_token_ids):
+    model = tiny_model(attention_type="bahdanau", input_feeding=True, seed=3, target_token_ids=target_token_ids)
+    with torch.no_grad():
+        model.decoder.output_projection.weight[EOS] *= 3.0  # rows that end early and rows that run on
+    input_ids, attention_mask = padded_batch([7, 6, 5, 5, 4, 3, 3, 2], seed=5)
+    fast_calls = []
+    greedy_generate = model.greedy_generate
+    monkeypatch.setattr(model, "greedy_generate", lambda *args: fast_calls.append(1) or greedy_generate(*args))
+
+    fast = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12)
+    general = GenerationMixin.generate(model, input_ids, attention_mask=attention_mask, max_new_tokens=12)
+    assert fast_calls == [1]
+    assert torch.equal(fast, general)
+    assert 0 < (fast[:, 1:] == EOS).any(dim=1).sum() < len(fast)
+    # Settings the fast path does not implement take GenerationMixin's path.
+    for settings in ({"repetition_penalty": 1.3}, {"num_beams": 2}, {"min_new_tokens": 4}, {"use_cache": False}):
+        model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=12, **settings)
+    assert fast_calls == [1]
+
+
 def test_generation_feeds_one_token_per_step_with_cache():
     model = tiny_model()
     input_ids, attention_mask = padded_batch([6, 4])
@@ -571,6 +593,19 @@ def test_output_layer_scores_target_tokens_only():
     torch.testing.assert_close(output.loss, expected)
     generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6)
     assert torch.isin(generated[:, 1:], torch.cat([allowed, torch.tensor([PAD])])).all()
+
+
+def test_inference_sees_in_place_updates_of_the_output_layer():
+    """Generation keeps the selected output rows between steps; a changed weight must not leave a stale copy."""
+    model = tiny_model(target_token_ids=[EOS, 5, 7, 9, 11], tie_word_embeddings=False)
+    input_ids, attention_mask = padded_batch([5, 3])
+    decoder_input_ids = torch.full((2, 3), BOS)
+    with torch.no_grad():
+        before = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+        model.decoder.output_projection.weight[7] += 1.0
+        after = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits
+    assert not torch.equal(before[..., 7], after[..., 7])
+    torch.testing.assert_close(before[..., 5], after[..., 5])
 
 
 def test_target_token_ids_validation():

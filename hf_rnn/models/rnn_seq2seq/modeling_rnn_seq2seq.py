@@ -7,6 +7,7 @@ multiplicative, or none), and an output layer on the attentional vector `tanh(W_
 This file is self-contained (torch, transformers and its own configuration only), so it can ship as Hub remote code.
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -505,9 +506,20 @@ class RnnSeq2SeqDecoder(nn.Module):
         weight, bias = self.output_projection.weight, self.output_projection.bias
         index = self.output_index(attentional.device)
         if index is not None:
-            weight = weight.index_select(0, index[0])
+            weight = self.selected_output_weight(weight, index[0])
             bias = None if bias is None else bias.index_select(0, index[0])
         return nn.functional.linear(attentional, weight, bias)
+
+    def selected_output_weight(self, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        """The rows `ids` of the output weight. Without autograd (generation) the copy is kept until the weight
+        changes, instead of being remade at every decoding step."""
+        if torch.is_grad_enabled():
+            return weight.index_select(0, ids)
+        key = (weight.data_ptr(), weight._version, ids.data_ptr(), weight.dtype)
+        if getattr(self, "_selected_weight_key", None) != key:
+            self._selected_weight = weight.index_select(0, ids)
+            self._selected_weight_key = key
+        return self._selected_weight
 
     def full_vocabulary_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """`(..., n_out)` output logits placed in `(..., target_vocab_size)`; ids outside get the dtype's minimum."""
@@ -749,6 +761,95 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
 
     def set_output_embeddings(self, value: nn.Linear) -> None:
         self.decoder.output_projection = value
+
+    @torch.no_grad()
+    def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs) -> torch.LongTensor:
+        """`GenerationMixin.generate`, with plain greedy search (the default) run by `greedy_generate`: the same
+        sequences, without the per-step work over the whole vocabulary. Everything else (beams, sampling, logits
+        processors, streamers, dict outputs, ...) takes `GenerationMixin`'s path."""
+        greedy_inputs = self.plain_greedy_inputs(inputs, generation_config, kwargs)
+        if greedy_inputs is None:
+            return super().generate(inputs, generation_config=generation_config, **kwargs)
+        return self.greedy_generate(*greedy_inputs)
+
+    # Generation settings `greedy_generate` honours; any other one set takes `GenerationMixin`'s path.
+    GREEDY_SETTINGS = frozenset(
+        {
+            "max_new_tokens",
+            "num_beams",
+            "do_sample",
+            "use_cache",
+            "bos_token_id",
+            "eos_token_id",
+            "pad_token_id",
+            "decoder_start_token_id",
+            "output_attentions",
+            "output_hidden_states",
+            "return_dict_in_generate",
+            "transformers_version",
+            "_from_model_config",
+        }
+    )
+
+    def plain_greedy_inputs(self, inputs, generation_config, kwargs: dict):
+        """`(input_ids, attention_mask, generation_config)` when the call is plain greedy search, else `None`."""
+        if self.training:
+            return None
+        kwargs = dict(kwargs)
+        input_ids = inputs if inputs is not None else kwargs.pop("input_ids", None)
+        attention_mask = kwargs.pop("attention_mask", None)
+        if kwargs.pop("synced_gpus", None) or not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            return None
+        config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
+        if config.update(**kwargs) or set(config.to_diff_dict()) - self.GREEDY_SETTINGS:
+            return None  # other model inputs, or settings greedy_generate does not implement
+        if (
+            config.max_new_tokens is None
+            or (config.num_beams or 1) != 1
+            or config.do_sample
+            or config.use_cache is False
+            or config.return_dict_in_generate
+            or not isinstance(config.eos_token_id, int)
+            or None in (config.pad_token_id, config.decoder_start_token_id)
+        ):
+            return None
+        return input_ids, attention_mask, config
+
+    def greedy_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config) -> torch.LongTensor:
+        """Greedy search as `GenerationMixin` runs it (a row that emits `eos_token_id` is padded from then on; the
+        search stops when every row has or after `max_new_tokens`), returning `(batch, 1 + steps)` token ids.
+
+        Each step scores only `config.target_token_ids` (the argmax over them is the argmax over the full
+        vocabulary, ties included: the ids are sorted), and finished rows leave the recurrent cache.
+        """
+        encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
+        src_mask = encoder_outputs.attention_mask.bool()
+        batch_size = input_ids.shape[0]
+        tokens = input_ids.new_full((batch_size, 1), config.decoder_start_token_id)
+        sequences = [tokens]
+        unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
+        output_index = self.decoder.output_index(input_ids.device)
+        cache = None
+        for _ in range(config.max_new_tokens):
+            logits, _, _, cache = self.decoder(
+                tokens,
+                self.get_target_embeddings(),
+                encoder_outputs.last_hidden_state,
+                encoder_outputs.final_states,
+                src_mask,
+                cache=cache,
+            )
+            # `max` returns the first maximal index, as `argmax` does, at a fraction of its CPU time.
+            next_tokens = logits[:, -1].max(dim=-1).indices
+            if output_index is not None:
+                next_tokens = output_index[0][next_tokens]
+            next_tokens = next_tokens.masked_fill(~unfinished, config.pad_token_id)
+            sequences.append(next_tokens.unsqueeze(1))
+            unfinished &= next_tokens != config.eos_token_id
+            if not unfinished.any():
+                break
+            tokens = next_tokens.unsqueeze(1)
+        return torch.cat(sequences, dim=1)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
