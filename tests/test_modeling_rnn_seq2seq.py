@@ -327,6 +327,41 @@ def test_plain_greedy_generate_takes_the_fast_path_with_identical_output(monkeyp
     assert fast_calls == [1]
 
 
+@pytest.mark.parametrize(
+    ("attention_type", "target_token_ids", "length_penalty", "max_new_tokens"),
+    [
+        ("bahdanau", None, 1.0, 12),
+        ("bahdanau", [EOS, *range(5, 20)], 1.0, 12),
+        ("luong_general", [EOS, *range(4, 24)], 0.6, 12),
+        ("luong_concat", None, 2.0, 4),  # most hypotheses end at the length limit
+    ],
+)
+def test_plain_beam_search_takes_the_fast_path_with_identical_output(
+    monkeypatch, attention_type, target_token_ids, length_penalty, max_new_tokens
+):
+    model = tiny_model(
+        attention_type=attention_type,
+        input_feeding=attention_type == "bahdanau",
+        seed=3,
+        target_token_ids=target_token_ids,
+    )
+    with torch.no_grad():
+        model.decoder.output_projection.weight[EOS] *= 3.0  # sentences that are done early and ones that run on
+    input_ids, attention_mask = padded_batch([7, 6, 5, 5, 4, 3, 3, 2], seed=5)
+    fast_calls = []
+    beam_generate = model.beam_generate
+    monkeypatch.setattr(model, "beam_generate", lambda *args: fast_calls.append(1) or beam_generate(*args))
+    settings = dict(num_beams=4, max_new_tokens=max_new_tokens, length_penalty=length_penalty)
+
+    fast = model.generate(input_ids, attention_mask=attention_mask, **settings)
+    general = GenerationMixin.generate(model, input_ids, attention_mask=attention_mask, **settings)
+    assert fast_calls == [1]
+    assert torch.equal(fast, general)
+    model.generate(input_ids, attention_mask=attention_mask, num_return_sequences=2, **settings)
+    model.generate(input_ids, attention_mask=attention_mask, early_stopping=True, **settings)
+    assert fast_calls == [1]
+
+
 def test_generation_feeds_one_token_per_step_with_cache():
     model = tiny_model()
     input_ids, attention_mask = padded_batch([6, 4])

@@ -267,6 +267,7 @@ class RnnSeq2SeqCache:
         proj_keys: attention keys `(rows, src_len, key_size)`, projected once per source; `None` without attention.
         seen_tokens: number of target tokens consumed so far (the decode position).
         rows: `(rows,)` indices of the batch rows still decoding, or `None` for every row in order.
+        batch_size: the number of rows of the generation batch (when `rows` is set).
         encoder_states: `(rows, src_len, encoder_output_size)` encoder states of `rows` (`None` when `rows` is).
         src_mask: `(rows, src_len)` boolean source mask of `rows` (`None` when `rows` is).
     """
@@ -280,6 +281,7 @@ class RnnSeq2SeqCache:
         proj_keys: torch.Tensor | None,
         seen_tokens: int,
         rows: torch.Tensor | None = None,
+        batch_size: int | None = None,
         encoder_states: torch.Tensor | None = None,
         src_mask: torch.Tensor | None = None,
     ):
@@ -288,6 +290,7 @@ class RnnSeq2SeqCache:
         self.proj_keys = proj_keys
         self.seen_tokens = seen_tokens
         self.rows = rows
+        self.batch_size = batch_size
         self.encoder_states = encoder_states
         self.src_mask = src_mask
 
@@ -296,9 +299,18 @@ class RnnSeq2SeqCache:
         return self.seen_tokens
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
-        """Select the batch rows `beam_idx` `(batch,)` in place (beam search keeps the best hypotheses)."""
+        """Select the batch rows `beam_idx` `(batch,)` in place (beam search keeps the best hypotheses).
+
+        Beam search feeds `</s>` only to a beam whose every continuation ended (its score is then -1e9, so it is
+        never selected again): if such rows were dropped, they come back with zero states before the reordering.
+        """
         if self.rows is not None:
-            raise RuntimeError("a cache that dropped finished rows cannot be reordered for beam search.")
+            batch_size = self.batch_size
+            self.decoder_states = scatter_state_rows(self.decoder_states, self.rows, batch_size)
+            self.attentional_vector = scatter_rows(self.attentional_vector, self.rows, batch_size)
+            if self.proj_keys is not None:
+                self.proj_keys = scatter_rows(self.proj_keys, self.rows, batch_size)
+            self.rows = self.encoder_states = self.src_mask = None
         self.decoder_states = select_state_rows(self.decoder_states, beam_idx)
         self.attentional_vector = self.attentional_vector.index_select(0, beam_idx)
         if self.proj_keys is not None:
@@ -320,6 +332,15 @@ def select_state_rows(
 def scatter_rows(values: torch.Tensor, rows: torch.Tensor, batch_size: int) -> torch.Tensor:
     """`(len(rows), ...)` values placed at `rows` of a zero tensor `(batch_size, ...)`."""
     return values.new_zeros(batch_size, *values.shape[1:]).index_copy_(0, rows, values)
+
+
+def scatter_state_rows(
+    states: torch.Tensor | tuple[torch.Tensor, torch.Tensor], rows: torch.Tensor, batch_size: int
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Recurrent states `(layers, len(rows), hidden)` (or an LSTM pair) placed at `rows` of zero states."""
+    if isinstance(states, tuple):
+        return tuple(scatter_state_rows(state, rows, batch_size) for state in states)
+    return states.new_zeros(states.shape[0], batch_size, states.shape[2]).index_copy_(1, rows, states)
 
 
 class RnnSeq2SeqAttention(nn.Module):
@@ -574,6 +595,7 @@ class RnnSeq2SeqDecoder(nn.Module):
         src_mask: torch.Tensor,
         cache: RnnSeq2SeqCache | None = None,
         teacher_forcing_ratio: float = 1.0,
+        drop_finished_rows: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, RnnSeq2SeqCache]:
         """Decode `decoder_input_ids` `(batch, tgt_len)`, continuing from `cache` when given.
 
@@ -581,7 +603,8 @@ class RnnSeq2SeqDecoder(nn.Module):
         `(batch, encoder_layers * num_directions, hidden)` and boolean `src_mask` `(batch, src_len)` come from the
         encoder. Returns the logits `(batch, tgt_len, n_out)` over the ids of `output_index` (`full_vocabulary_logits`
         widens them), the attentional vectors `(batch, tgt_len, attentional_size)`, the attention weights
-        `(batch, tgt_len, src_len)` (`None` without attention) and the cache after the last step.
+        `(batch, tgt_len, src_len)` (`None` without attention) and the cache after the last step. With
+        `drop_finished_rows` (one token per row, evaluation mode), rows fed `</s>` leave the cache (`RnnSeq2SeqCache`).
         """
         if decoder_input_ids.dim() != 2:
             raise ValueError(
@@ -601,7 +624,12 @@ class RnnSeq2SeqDecoder(nn.Module):
             if rows is not None:
                 encoder_states, src_mask = cache.encoder_states, cache.src_mask
                 decoder_input_ids = decoder_input_ids.index_select(0, rows)
-            if self.eos_token_id is not None and not self.training and decoder_input_ids.shape[1] == 1:
+            if (
+                drop_finished_rows
+                and self.eos_token_id is not None
+                and not self.training
+                and decoder_input_ids.shape[1] == 1
+            ):
                 finished = decoder_input_ids[:, 0] == self.eos_token_id
                 if finished.any():
                     # The rows fed `</s>` have finished: keep the others (see `RnnSeq2SeqCache`).
@@ -636,7 +664,8 @@ class RnnSeq2SeqDecoder(nn.Module):
         logits = self.output_logits(self.output_dropout(attentional))
         new_cache = RnnSeq2SeqCache(states, attentional[:, -1], proj_keys, seen_tokens + decoder_input_ids.shape[1])
         if rows is not None:
-            new_cache.rows, new_cache.encoder_states, new_cache.src_mask = rows, encoder_states, src_mask
+            new_cache.rows, new_cache.batch_size = rows, batch_size
+            new_cache.encoder_states, new_cache.src_mask = encoder_states, src_mask
             # Finished rows get zero logits: generation discards their next token anyway.
             logits, attentional = scatter_rows(logits, rows, batch_size), scatter_rows(attentional, rows, batch_size)
             weights = None if weights is None else scatter_rows(weights, rows, batch_size)
@@ -764,19 +793,23 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
 
     @torch.no_grad()
     def generate(self, inputs: torch.Tensor | None = None, generation_config=None, **kwargs) -> torch.LongTensor:
-        """`GenerationMixin.generate`, with plain greedy search (the default) run by `greedy_generate`: the same
-        sequences, without the per-step work over the whole vocabulary. Everything else (beams, sampling, logits
-        processors, streamers, dict outputs, ...) takes `GenerationMixin`'s path."""
-        greedy_inputs = self.plain_greedy_inputs(inputs, generation_config, kwargs)
-        if greedy_inputs is None:
+        """`GenerationMixin.generate`, with plain greedy and beam search (the defaults and what `hf-rnn` and the
+        pipeline use) run by `greedy_generate` / `beam_generate`: the same sequences, scoring `target_token_ids`
+        only and skipping rows whose result can no longer change. Everything else (sampling, logits processors,
+        streamers, dict outputs, several returned sequences, ...) takes `GenerationMixin`'s path."""
+        search_inputs = self.plain_search_inputs(inputs, generation_config, kwargs)
+        if search_inputs is None:
             return super().generate(inputs, generation_config=generation_config, **kwargs)
-        return self.greedy_generate(*greedy_inputs)
+        if search_inputs[2].num_beams > 1:
+            return self.beam_generate(*search_inputs)
+        return self.greedy_generate(*search_inputs)
 
-    # Generation settings `greedy_generate` honours; any other one set takes `GenerationMixin`'s path.
-    GREEDY_SETTINGS = frozenset(
+    # Generation settings `greedy_generate` and `beam_generate` honour; any other one takes `GenerationMixin`'s path.
+    SEARCH_SETTINGS = frozenset(
         {
             "max_new_tokens",
             "num_beams",
+            "length_penalty",
             "do_sample",
             "use_cache",
             "bos_token_id",
@@ -791,8 +824,8 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         }
     )
 
-    def plain_greedy_inputs(self, inputs, generation_config, kwargs: dict):
-        """`(input_ids, attention_mask, generation_config)` when the call is plain greedy search, else `None`."""
+    def plain_search_inputs(self, inputs, generation_config, kwargs: dict):
+        """`(input_ids, attention_mask, generation_config)` for plain greedy or beam search, else `None`."""
         if self.training:
             return None
         kwargs = dict(kwargs)
@@ -801,11 +834,11 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         if kwargs.pop("synced_gpus", None) or not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             return None
         config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
-        if config.update(**kwargs) or set(config.to_diff_dict()) - self.GREEDY_SETTINGS:
-            return None  # other model inputs, or settings greedy_generate does not implement
+        if config.update(**kwargs) or set(config.to_diff_dict()) - self.SEARCH_SETTINGS:
+            return None  # other model inputs, or settings these searches do not implement
+        config.num_beams = config.num_beams or 1
         if (
             config.max_new_tokens is None
-            or (config.num_beams or 1) != 1
             or config.do_sample
             or config.use_cache is False
             or config.return_dict_in_generate
@@ -850,6 +883,113 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
                 break
             tokens = next_tokens.unsqueeze(1)
         return torch.cat(sequences, dim=1)
+
+    def beam_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config) -> torch.LongTensor:
+        """Beam search as `GenerationMixin` runs it with `early_stopping=False` (its defaults): each step keeps the
+        2 * num_beams best continuations, the best num_beams that did not end run on, the ones that ended join
+        the num_beams best finished hypotheses (scored `log p / length ** length_penalty`), and a sentence is done
+        when its best running beam cannot beat its worst finished one. Returns the best hypothesis per sentence,
+        `(batch, 1 + steps)`.
+
+        Each step scores `config.target_token_ids` only, and a sentence that is done leaves the computation (the
+        general path keeps decoding its beams until the whole batch is done).
+        """
+        num_beams, batch_size, device = config.num_beams, input_ids.shape[0], input_ids.device
+        length_penalty = 1.0 if config.length_penalty is None else config.length_penalty
+        max_length = 1 + config.max_new_tokens
+        # GenerationMixin fills with `pad_token_id or eos_token_id`: the end token when the pad id is 0.
+        fill_value = config.pad_token_id or config.eos_token_id
+        encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
+        # One row per beam, sentence-major, as GenerationMixin expands the encoder outputs.
+        encoder_states = encoder_outputs.last_hidden_state.repeat_interleave(num_beams, dim=0)
+        final_states = encoder_outputs.final_states.repeat_interleave(num_beams, dim=0)
+        src_mask = encoder_outputs.attention_mask.bool().repeat_interleave(num_beams, dim=0)
+        output_index = self.decoder.output_index(device)
+
+        def beams(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+            """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
+            return values.gather(
+                1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(*index.shape, *values.shape[2:])
+            )
+
+        sentences = torch.arange(batch_size, device=device)  # the batch rows still searched
+        running = torch.full((batch_size, num_beams, max_length), fill_value, dtype=torch.long, device=device)
+        running[:, :, 0] = config.decoder_start_token_id
+        running_scores = torch.zeros(batch_size, num_beams, device=device)
+        running_scores[:, 1:] = -1e9
+        finished = running.clone()
+        finished_scores = torch.full((batch_size, num_beams), -1e9, device=device)
+        finished_lengths = torch.zeros(batch_size, num_beams, dtype=torch.long, device=device)
+        is_finished = torch.zeros(batch_size, num_beams, dtype=torch.bool, device=device)
+        improvable = torch.ones(batch_size, 1, dtype=torch.bool, device=device)
+        best = torch.full((batch_size, max_length), fill_value, dtype=torch.long, device=device)
+        best_lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
+        top_beams = torch.arange(2 * num_beams, device=device) < num_beams
+        cache, cur_len = None, 1
+        while True:
+            logits, _, _, cache = self.decoder(
+                running[:, :, cur_len - 1].reshape(-1, 1),
+                self.get_target_embeddings(),
+                encoder_states,
+                final_states,
+                src_mask,
+                cache=cache,
+                drop_finished_rows=False,
+            )
+            log_probs = nn.functional.log_softmax(logits[:, -1].float(), dim=-1)
+            vocab = log_probs.shape[-1]
+            log_probs = (log_probs.view(-1, num_beams, vocab) + running_scores[:, :, None]).view(-1, num_beams * vocab)
+            topk_scores, topk_indices = torch.topk(log_probs, k=2 * num_beams)
+            source_beams = topk_indices // vocab
+            tokens = topk_indices % vocab
+            tokens = tokens if output_index is None else output_index[0][tokens]
+            candidates = beams(running, source_beams)
+            candidates[:, :, cur_len] = tokens
+            ended = (tokens == config.eos_token_id) | (cur_len + 1 >= max_length)
+
+            # The best num_beams continuations that did not end run on.
+            candidate_running_scores = topk_scores + ended.float() * -1e9
+            keep = torch.topk(candidate_running_scores, k=num_beams).indices
+            running, running_scores = beams(candidates, keep), beams(candidate_running_scores, keep)
+            kept_sources = beams(source_beams, keep)
+            # Those among the top num_beams that ended join the finished hypotheses if they rank.
+            just_finished = ended & top_beams
+            candidate_scores = topk_scores / (cur_len**length_penalty)
+            candidate_scores = candidate_scores + (~improvable).float() * -1e9 + (~just_finished).float() * -1e9
+            merged_scores = torch.cat([finished_scores, candidate_scores], dim=1)
+            best_of_merged = torch.topk(merged_scores, k=num_beams).indices
+            finished = beams(torch.cat([finished, candidates], dim=1), best_of_merged)
+            finished_scores = beams(merged_scores, best_of_merged)
+            lengths = torch.cat([finished_lengths, torch.full_like(tokens, cur_len)], dim=1)
+            finished_lengths = beams(lengths, best_of_merged)
+            is_finished = beams(torch.cat([is_finished, just_finished], dim=1), best_of_merged)
+
+            cache.reorder_cache(
+                (torch.arange(len(sentences), device=device)[:, None] * num_beams + kept_sources).view(-1)
+            )
+            cur_len += 1
+            worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, -1e9)
+            best_possible = running_scores[:, :1] / ((cur_len - 1) ** length_penalty)
+            improvable = improvable & (best_possible > worst_finished).any(dim=-1, keepdim=True)
+            done = ~improvable[:, 0]
+            if ended.all() or done.all():
+                break
+            if done.any():
+                # Sentences that are done: their best hypothesis is final; the others continue alone.
+                best[sentences[done]], best_lengths[sentences[done]] = finished[done, 0], finished_lengths[done, 0]
+                active = (~done).nonzero().squeeze(1)
+                rows = (active[:, None] * num_beams + torch.arange(num_beams, device=device)).view(-1)
+                sentences, running, running_scores = sentences[active], running[active], running_scores[active]
+                finished, finished_scores = finished[active], finished_scores[active]
+                finished_lengths, is_finished, improvable = (
+                    finished_lengths[active],
+                    is_finished[active],
+                    improvable[active],
+                )
+                encoder_states, final_states, src_mask = encoder_states[rows], final_states[rows], src_mask[rows]
+                cache.reorder_cache(rows)
+        best[sentences], best_lengths[sentences] = finished[:, 0], finished_lengths[:, 0]
+        return best[:, : 1 + int(best_lengths.max())]
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
