@@ -4,7 +4,10 @@ Usage: collect.py OUT_DIR DATA_DIR. Needs sacrebleu and pyarrow (the Joey venv h
 Joey's BLEU is recomputed with sacreBLEU on its detokenised output against the raw references, as hf_rnn's is.
 """
 
+import datetime
 import json
+import os
+import platform
 import re
 import sys
 from pathlib import Path
@@ -111,10 +114,16 @@ def main() -> None:
     out, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
     table = pq.read_table(data_dir / "multi30k" / "test.parquet", columns=["translation"])
     references = [pair["en"] for pair in table.column("translation").to_pylist()]
+    settings = (out / "hf_settings.txt").read_text().split()
     results = {
-        "setting": "Multi30k de-en, Joey NMT's RNN architecture (emb 256, BiLSTM 256, LSTM decoder 256, Bahdanau "
-        "attention, input feeding, bridge, batch 64, Adam 1e-3 constant, clip 1.0, dropout 0.2, untied output)",
-        "hf_rnn_overrides": (out / "hf_settings.txt").read_text().split("\n"),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "setting": "Multi30k de-en test_2016_flickr, Joey NMT 2.3's RNN architecture: embeddings 256, BiLSTM encoder "
+        "256, LSTM decoder 256, additive attention queried by the new decoder state (Joey's 'bahdanau'), input "
+        "feeding, learned bridge, untied output layer; batch 64 sentences, Adam 1e-3 constant, clip 1.0, dropout "
+        "0.2, no label smoothing; Joey with two 8k SentencePiece vocabularies, hf_rnn with its joint 8k BPE",
+        "hf_rnn_command": "hf-rnn train configs/multi30k_de_en.yaml " + " ".join(settings),
+        "sacrebleu_signature": "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" + sacrebleu.__version__,
         "joey": joey_training(out),
         "hf_rnn": hf_training(out),
         "decoding": {},
