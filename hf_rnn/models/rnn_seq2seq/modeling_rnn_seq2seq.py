@@ -810,6 +810,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
             "max_new_tokens",
             "num_beams",
             "length_penalty",
+            "early_stopping",
             "do_sample",
             "use_cache",
             "bos_token_id",
@@ -839,6 +840,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         config.num_beams = config.num_beams or 1
         if (
             config.max_new_tokens is None
+            or config.early_stopping  # True or "never": other stopping rules than beam_generate's
             or config.do_sample
             or config.use_cache is False
             or config.return_dict_in_generate
