@@ -106,7 +106,7 @@ def push(
 
     Before uploading, the model code is exported and the model card re-rendered for `repo_id`, so the card's
     snippets name the repo and its results include any `eval_*.json` added since training (edit the templates
-    in `model_cards/`, not README.md). Offline, without a token, or with a bad recipe or repo id, it fails
+    in `hf_rnn/model_cards/`, not README.md). Offline, without a token, or with a bad recipe or repo id, it fails
     before changing anything.
     """
     model_dir = Path(model_dir)

@@ -1,6 +1,6 @@
 """Model cards (README.md beside the weights) rendered from a run directory's files.
 
-`model_cards/<family>.md` are Jinja templates in the format of `huggingface_hub.ModelCard.from_template`. They are
+`hf_rnn/model_cards/<family>.md` are Jinja templates in the format of `huggingface_hub.ModelCard.from_template`. They are
 filled from the run's `config.json`, `recipe.yaml`, `run_info.json` (command, data source, split sizes, hardware
 and versions, written by `write_run_info` when training starts), the results of `training.train`, and any
 `eval_<name>.json` written by `hf-rnn evaluate --json`. The YAML header carries `model-index` metadata whose
@@ -26,7 +26,8 @@ from .data import DATASET_PRESETS, SAMPLE_DATA_DIR, resolve_data_dir
 from .metrics import translation_signatures
 from .recipe import Recipe
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+# Package data (pyproject.toml), so a wheel install has the templates too.
+TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
 RUN_INFO_FILE = "run_info.json"
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "sacrebleu")
 NOT_RECORDED = "not recorded"
@@ -302,7 +303,7 @@ def build_model_card(
 def write_model_card(
     output_dir: Path, model_family: str, recipe: Recipe, results: dict[str, Any], repo_id: str | None = None
 ) -> Path:
-    """Render `model_cards/<family>.md` for the run in `output_dir` into `output_dir/README.md`."""
+    """Render `hf_rnn/model_cards/<family>.md` for the run in `output_dir` into `output_dir/README.md`."""
     path = Path(output_dir) / "README.md"
     build_model_card(output_dir, model_family, recipe, results, repo_id).save(path)
     return path

@@ -1,0 +1,54 @@
+"""The built wheel carries everything the package reads at run time (a non-editable install has no repository)."""
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (path,) = out.glob("hf_rnn-*.whl")
+    return path
+
+
+@pytest.mark.slow
+def test_wheel_holds_card_templates_metrics_sample_data_and_license(wheel):
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for template in ("rnn_classifier.md", "rnn_seq2seq.md"):
+        assert f"hf_rnn/model_cards/{template}" in names  # before: read from the repository, lost after `pip install .`
+    assert {"hf_rnn/evaluate_metrics/sacrebleu/sacrebleu.py", "hf_rnn/sample_data/imdb/train.parquet"} <= names
+    assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
+
+
+@pytest.mark.slow
+def test_model_card_renders_from_the_unpacked_wheel(wheel, tmp_path):
+    """The wheel's own copy of hf_rnn (not this checkout) finds its card templates."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    script = (
+        "import hf_rnn, hf_rnn.model_card as card; "
+        f"assert hf_rnn.__file__.startswith({str(site)!r}), hf_rnn.__file__; "
+        "print(sorted(path.name for path in card.TEMPLATE_DIR.glob('*.md')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(site)},
+        cwd=tmp_path,  # not the checkout, whose hf_rnn/ would come first on sys.path
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "['rnn_classifier.md', 'rnn_seq2seq.md']"
