@@ -7,6 +7,7 @@ multiplicative, or none), and an output layer on the attentional vector `tanh(W_
 This file is self-contained (torch, transformers and its own configuration only), so it can ship as Hub remote code.
 """
 
+import contextlib
 import copy
 from dataclasses import dataclass
 
@@ -509,6 +510,7 @@ class RnnSeq2SeqDecoder(nn.Module):
         self.target_token_ids = config.target_token_ids
         # Per device: the ids the output layer scores `(n_out,)` and each id's output index `(target_vocab_size,)`.
         self._output_index_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.selected_output_weight: torch.Tensor | None = None  # set by `output_rows_selected_once` only
 
     def output_index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`(ids, position)`: the `(n_out,)` token ids the output layer scores (`config.target_token_ids`) and, for
@@ -527,20 +529,20 @@ class RnnSeq2SeqDecoder(nn.Module):
         weight, bias = self.output_projection.weight, self.output_projection.bias
         index = self.output_index(attentional.device)
         if index is not None:
-            weight = self.selected_output_weight(weight, index[0])
+            weight = self.selected_output_weight if self.selected_output_weight is not None else weight[index[0]]
             bias = None if bias is None else bias.index_select(0, index[0])
         return nn.functional.linear(attentional, weight, bias)
 
-    def selected_output_weight(self, weight: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        """The rows `ids` of the output weight. Without autograd (generation) the copy is kept until the weight
-        changes, instead of being remade at every decoding step."""
-        if torch.is_grad_enabled():
-            return weight.index_select(0, ids)
-        key = (weight.data_ptr(), weight._version, ids.data_ptr(), weight.dtype)
-        if getattr(self, "_selected_weight_key", None) != key:
-            self._selected_weight = weight.index_select(0, ids)
-            self._selected_weight_key = key
-        return self._selected_weight
+    @contextlib.contextmanager
+    def output_rows_selected_once(self):
+        """Within the block, `output_logits` reuses one copy of the output rows of `target_token_ids` instead of
+        selecting them at every call (a decoding loop; the weights must not change inside the block)."""
+        index = self.output_index(self.output_projection.weight.device)
+        self.selected_output_weight = None if index is None else self.output_projection.weight[index[0]]
+        try:
+            yield
+        finally:
+            self.selected_output_weight = None
 
     def full_vocabulary_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """`(..., n_out)` output logits placed in `(..., target_vocab_size)`; ids outside get the dtype's minimum."""
@@ -800,9 +802,11 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         search_inputs = self.plain_search_inputs(inputs, generation_config, kwargs)
         if search_inputs is None:
             return super().generate(inputs, generation_config=generation_config, **kwargs)
-        if search_inputs[2].num_beams > 1:
-            return self.beam_generate(*search_inputs)
-        return self.greedy_generate(*search_inputs)
+        # The weights cannot change during one search: its steps share one copy of the target rows' weights.
+        with self.decoder.output_rows_selected_once():
+            if search_inputs[2].num_beams > 1:
+                return self.beam_generate(*search_inputs)
+            return self.greedy_generate(*search_inputs)
 
     # Generation settings `greedy_generate` and `beam_generate` honour; any other one takes `GenerationMixin`'s path.
     SEARCH_SETTINGS = frozenset(
