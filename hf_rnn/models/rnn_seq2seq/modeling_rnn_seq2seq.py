@@ -552,6 +552,11 @@ class RnnSeq2SeqDecoder(nn.Module):
         full = logits.new_full((*logits.shape[:-1], self.target_vocab_size), torch.finfo(logits.dtype).min)
         return full.index_copy_(-1, index[0], logits)
 
+    def output_token_ids(self, output_indices: torch.Tensor) -> torch.Tensor:
+        """Token ids of indices into the last dimension of `output_logits` (the inverse of `output_labels`)."""
+        index = self.output_index(output_indices.device)
+        return output_indices if index is None else index[0][output_indices]
+
     def output_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Target ids `labels` (-100: no loss) as indices into `output_logits`; ids outside become -100."""
         index = self.output_index(labels.device)
@@ -701,9 +706,7 @@ class RnnSeq2SeqDecoder(nn.Module):
                 tokens = decoder_input_ids[:, step]
                 if step > 0:
                     with torch.no_grad():
-                        predicted = self.output_logits(attentional_vector).argmax(dim=-1)
-                        index = self.output_index(predicted.device)
-                        predicted = predicted if index is None else index[0][predicted]
+                        predicted = self.output_token_ids(self.output_logits(attentional_vector).argmax(dim=-1))
                     keep_gold = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing_ratio
                     tokens = torch.where(keep_gold, tokens, predicted)
                 rnn_inputs = [self.embedding_dropout(embeddings(tokens))]
@@ -867,7 +870,6 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         tokens = input_ids.new_full((batch_size, 1), config.decoder_start_token_id)
         sequences = [tokens]
         unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
-        output_index = self.decoder.output_index(input_ids.device)
         cache = None
         for _ in range(config.max_new_tokens):
             logits, _, _, cache = self.decoder(
@@ -879,9 +881,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
                 cache=cache,
             )
             # `max` returns the first maximal index, as `argmax` does, at a fraction of its CPU time.
-            next_tokens = logits[:, -1].max(dim=-1).indices
-            if output_index is not None:
-                next_tokens = output_index[0][next_tokens]
+            next_tokens = self.decoder.output_token_ids(logits[:, -1].max(dim=-1).indices)
             next_tokens = next_tokens.masked_fill(~unfinished, config.pad_token_id)
             sequences.append(next_tokens.unsqueeze(1))
             unfinished &= next_tokens != config.eos_token_id
@@ -910,7 +910,6 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         encoder_states = encoder_outputs.last_hidden_state.repeat_interleave(num_beams, dim=0)
         final_states = encoder_outputs.final_states.repeat_interleave(num_beams, dim=0)
         src_mask = encoder_outputs.attention_mask.bool().repeat_interleave(num_beams, dim=0)
-        output_index = self.decoder.output_index(device)
 
         def beams(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
@@ -947,8 +946,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
             log_probs = (log_probs.view(-1, num_beams, vocab) + running_scores[:, :, None]).view(-1, num_beams * vocab)
             topk_scores, topk_indices = torch.topk(log_probs, k=2 * num_beams)
             source_beams = topk_indices // vocab
-            tokens = topk_indices % vocab
-            tokens = tokens if output_index is None else output_index[0][tokens]
+            tokens = self.decoder.output_token_ids(topk_indices % vocab)
             candidates = beams(running, source_beams)
             candidates[:, :, cur_len] = tokens
             ended = (tokens == config.eos_token_id) | (cur_len + 1 >= max_length)
