@@ -13,11 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
+
+from .groupings import example_groups, shipped_groupings
 
 SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
 DATA_DIR_ENV = "HF_RNN_DATA_DIR"
 HUB_PROBE_TIMEOUT_S = 3.0
+# A shipped grouping may miss a few texts of a copy of its dataset (edited reviews); more means another dataset.
+MAX_UNGROUPED_SHARE = 0.01
 
 
 class DataError(RuntimeError):
@@ -35,6 +40,9 @@ class DataConfig:
         train_split / validation_split / test_split: split names. With `validation_split: null` a
             validation set of `validation_size` examples is carved from train with `seed`.
         validation_size: size of the carved validation set (a count, or a fraction if < 1).
+        validation_groups: carve whole groups rather than single examples, so that no group has examples on
+            both sides: a column of the training split holding a group id, or a grouping that ships with
+            hf_rnn (`imdb_movies`: the reviews of one movie; see `hf_rnn.groupings`). None: single examples.
         text_column / label_column: classification columns.
         source_lang / target_lang: translation direction inside the `translation` column.
         max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling).
@@ -48,6 +56,7 @@ class DataConfig:
     validation_split: str | None = None
     test_split: str = "test"
     validation_size: float = 2500
+    validation_groups: str | None = None
     text_column: str = "text"
     label_column: str = "label"
     source_lang: str = "de"
@@ -131,6 +140,49 @@ def take(split: Dataset, limit: int | None, seed: int) -> Dataset:
     return split.shuffle(seed=seed).select(range(limit))
 
 
+def group_ids(train: Dataset, config: DataConfig) -> list:
+    """The group of each training example under `config.validation_groups` (a column or a shipped grouping)."""
+    name = config.validation_groups
+    if name in train.column_names:
+        return train[name]
+    if name not in shipped_groupings():
+        raise DataError(
+            f"`data.validation_groups: {name}` is neither a column of the training split ({train.column_names}) "
+            f"nor a grouping that ships with hf_rnn ({shipped_groupings()})."
+        )
+    groups, unknown = example_groups(train[config.text_column], name)
+    if unknown > MAX_UNGROUPED_SHARE * len(train):
+        raise DataError(
+            f"grouping {name!r} does not match this data: {unknown} of {len(train)} texts in column "
+            f"{config.text_column!r} are not in it. Use it with the dataset it was built for, or set "
+            "`data.validation_groups: null`."
+        )
+    return groups
+
+
+def carve_validation(train: Dataset, config: DataConfig) -> tuple[Dataset, Dataset]:
+    """Split `validation_size` examples (or whole groups, until at least that many) off the training split."""
+    size = config.validation_size if config.validation_size < 1 else int(config.validation_size)
+    if config.validation_groups is None:
+        carved = train.train_test_split(test_size=size, seed=config.seed, shuffle=True)
+        return carved["train"], carved["test"]
+    target = size if size >= 1 else round(size * len(train))
+    rows_by_group: dict = {}
+    for row, group in enumerate(group_ids(train, config)):
+        rows_by_group.setdefault(group, []).append(row)
+    order = list(rows_by_group)
+    np.random.default_rng(config.seed).shuffle(order)
+    held_out: list[int] = []
+    for group in order:
+        if len(held_out) >= target:
+            break
+        held_out.extend(rows_by_group[group])
+    if len(held_out) >= len(train):
+        raise DataError(f"`data.validation_size` {config.validation_size} leaves no training examples.")
+    kept = np.setdiff1d(np.arange(len(train)), held_out)
+    return train.select(kept), train.select(sorted(held_out))
+
+
 def load_task_splits(
     config: DataConfig, data_dir: str | os.PathLike | None, required_columns: list[str]
 ) -> DatasetDict:
@@ -149,9 +201,7 @@ def load_task_splits(
     if config.validation_split:
         validation = raw[config.validation_split]
     else:
-        size = config.validation_size if config.validation_size < 1 else int(config.validation_size)
-        carved = train.train_test_split(test_size=size, seed=config.seed, shuffle=True)
-        train, validation = carved["train"], carved["test"]
+        train, validation = carve_validation(train, config)
     return DatasetDict(
         train=take(train, config.max_train_samples, config.seed),
         validation=take(validation, config.max_eval_samples, config.seed),

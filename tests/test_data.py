@@ -7,6 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hf_rnn.data import DataConfig, DataError, load_eval_split, load_task_splits, resolve_data_dir
+from hf_rnn.groupings import example_groups
 
 
 def test_bundled_sample_loads_with_the_hub_schema():
@@ -20,6 +21,54 @@ def test_validation_carve_is_seeded_and_disjoint():
     second = load_task_splits(DataConfig(validation_size=300), "sample", ["text", "label"])
     assert first["validation"]["text"] == second["validation"]["text"]
     assert not set(first["validation"]["text"]) & set(first["train"]["text"]) - {""}
+
+
+def movies_of(texts: list[str]) -> set[str]:
+    groups, unknown = example_groups(texts, "imdb_movies")
+    assert unknown == 0
+    return set(groups)
+
+
+def test_movie_grouped_carve_keeps_every_movie_on_one_side():
+    """A random carve of IMDB's training reviews validates on movies it trains on; `imdb_movies` does not."""
+    random_carve = load_task_splits(DataConfig(validation_size=500), "sample", ["text", "label"])
+    shared = movies_of(random_carve["validation"]["text"]) & movies_of(random_carve["train"]["text"])
+    assert len(shared) > 100  # the leak: most validation movies also have reviews in training
+
+    config = DataConfig(validation_size=500, validation_groups="imdb_movies")
+    grouped = load_task_splits(config, "sample", ["text", "label"])
+    assert not movies_of(grouped["validation"]["text"]) & movies_of(grouped["train"]["text"])
+    assert 500 <= len(grouped["validation"]) < 530  # whole movies (at most 30 reviews each) until 500 are reached
+    assert len(grouped["train"]) + len(grouped["validation"]) == 4000
+    again = load_task_splits(config, "sample", ["text", "label"])
+    assert again["validation"]["text"] == grouped["validation"]["text"]
+    reseeded = load_task_splits(DataConfig(validation_size=500, validation_groups="imdb_movies", seed=7), "sample", [])
+    assert reseeded["validation"]["text"] != grouped["validation"]["text"]
+
+
+def test_validation_groups_from_a_column(tmp_path):
+    folder = tmp_path / "grouped"
+    folder.mkdir()
+    rows = {"text": [f"review {i}" for i in range(100)], "label": [i % 2 for i in range(100)]}
+    pq.write_table(pa.table({**rows, "movie": [i // 10 for i in range(100)]}), folder / "train.parquet")
+    pq.write_table(pa.table(rows), folder / "test.parquet")
+    config = DataConfig(local_name="grouped", validation_size=0.25, validation_groups="movie")
+    splits = load_task_splits(config, tmp_path, ["text", "label"])
+    assert len(splits["validation"]) == 30  # three whole groups of ten reach a quarter of 100
+    assert not set(splits["validation"]["movie"]) & set(splits["train"]["movie"])
+
+
+def test_validation_groups_that_do_not_fit_are_named(tmp_path):
+    with pytest.raises(DataError, match=r"neither a column .* nor a grouping .*imdb_movies"):
+        load_task_splits(DataConfig(validation_groups="films"), "sample", ["text", "label"])
+    folder = tmp_path / "other"
+    folder.mkdir()
+    rows = pa.table({"text": [f"not an IMDB review {i}" for i in range(50)], "label": [i % 2 for i in range(50)]})
+    for split in ("train", "test"):
+        pq.write_table(rows, folder / f"{split}.parquet")
+    config = DataConfig(local_name="other", validation_size=10, validation_groups="imdb_movies")
+    with pytest.raises(DataError, match="does not match this data: 50 of 50 texts"):
+        load_task_splits(config, tmp_path, ["text", "label"])
 
 
 def test_caps_take_a_seeded_subset():
@@ -64,3 +113,11 @@ def test_newstest_split_loads_from_the_wmt_folder():
 def test_full_imdb_when_present(shared_data_dir):
     splits = load_task_splits(DataConfig(), shared_data_dir, ["text", "label"])
     assert (len(splits["train"]), len(splits["validation"]), len(splits["test"])) == (22500, 2500, 25000)
+
+
+def test_movie_grouping_covers_the_full_imdb_training_split(shared_data_dir):
+    """Every one of the 25,000 training reviews has its movie; held out by movie, none is shared with training."""
+    splits = load_task_splits(DataConfig(validation_groups="imdb_movies"), shared_data_dir, ["text", "label"])
+    assert len(splits["train"]) + len(splits["validation"]) == 25000
+    assert 2500 <= len(splits["validation"]) < 2530
+    assert not movies_of(splits["validation"]["text"]) & movies_of(splits["train"]["text"])

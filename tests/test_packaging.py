@@ -28,7 +28,11 @@ def test_wheel_holds_card_templates_metrics_sample_data_and_license(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for template in ("rnn_classifier.md", "rnn_seq2seq.md"):
         assert f"hf_rnn/model_cards/{template}" in names  # before: read from the repository, lost after `pip install .`
-    assert {"hf_rnn/evaluate_metrics/sacrebleu/sacrebleu.py", "hf_rnn/sample_data/imdb/train.parquet"} <= names
+    assert {
+        "hf_rnn/evaluate_metrics/sacrebleu/sacrebleu.py",
+        "hf_rnn/sample_data/imdb/train.parquet",
+        "hf_rnn/groupings/imdb_movies.txt.gz",
+    } <= names
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in names)
 
 
