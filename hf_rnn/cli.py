@@ -22,7 +22,9 @@ def add_train_parser(subparsers) -> None:
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe YAML, e.g. configs/imdb_bilstm.yaml")
+    parser.add_argument(
+        "recipe", help="a recipe YAML file, or the name of a shipped recipe (`hf-rnn recipes` lists them)"
+    )
     parser.add_argument("--output-dir", required=True, help="where the model, checkpoints and results go")
     parser.add_argument(
         "--data-dir",
@@ -53,6 +55,24 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides)
     results = train(recipe, args.output_dir, data_dir=args.data_dir, resume=args.resume)
     print(json.dumps(results, indent=2))
+    return 0
+
+
+def add_recipes_parser(subparsers) -> None:
+    parser = subparsers.add_parser("recipes", help="list the recipes that ship with hf_rnn")
+    parser.set_defaults(handler=run_recipes)
+
+
+def run_recipes(args: argparse.Namespace) -> int:
+    from .recipe import recipe_summary, shipped_recipes
+
+    recipes = shipped_recipes()
+    width = max(map(len, recipes))
+    for name, path in recipes.items():
+        print(f"{name:<{width}}  {recipe_summary(path)}")
+    print(
+        f"\nTrain one with `hf-rnn train NAME --output-dir DIR`; the files are in {next(iter(recipes.values())).parent}"
+    )
     return 0
 
 
@@ -156,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-rnn", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_train_parser(subparsers)
+    add_recipes_parser(subparsers)
     add_evaluate_parser(subparsers)
     add_translate_parser(subparsers)
     add_classify_parser(subparsers)

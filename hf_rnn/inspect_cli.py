@@ -21,7 +21,7 @@ from .data import DataConfig, DataError
 from .recipe import Recipe, RecipeError
 
 CELL_TYPES = ("rnn", "lstm", "gru")
-DEFAULT_RECIPE = Path(__file__).resolve().parent.parent / "configs" / "imdb_tiny.yaml"
+DEFAULT_RECIPE = "imdb_tiny"
 # Distances from the last token at which the gradient-flow summary reports the decay.
 SUMMARY_DISTANCES = (10, 50, 100, 200, 400)
 
@@ -524,7 +524,9 @@ def add_compare_cells_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "compare-cells", help="train RNN, LSTM and GRU classifiers with the same recipe and budget; table + plot"
     )
-    parser.add_argument("--recipe", default=str(DEFAULT_RECIPE), help="classification recipe (default imdb_tiny)")
+    parser.add_argument(
+        "--recipe", default=DEFAULT_RECIPE, help="classification recipe: a file or a shipped recipe's name"
+    )
     add_common_data_arguments(parser)
     parser.add_argument("--cells", type=parse_cells, default=list(CELL_TYPES), help="cell types (default rnn,lstm,gru)")
     parser.add_argument("--train-samples", type=int, default=3000, help="training texts (default 3000)")

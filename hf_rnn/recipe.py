@@ -19,6 +19,7 @@ from huggingface_hub.utils import validate_repo_id
 from .data import DataConfig
 from .tokenization import TokenizerConfig
 
+RECIPES_DIR = Path(__file__).parent / "recipes"
 TASKS = ("classification", "translation")
 SECTIONS = ("task", "model", "tokenizer", "data", "training")
 
@@ -170,11 +171,41 @@ def split_training_section(values: dict[str, Any] | None) -> tuple[dict[str, Any
     return values, build_section(RecipeTrainingOptions, options, "training")
 
 
+def shipped_recipes() -> dict[str, Path]:
+    """The recipes that ship with hf_rnn, by name (`imdb_bilstm`, ...)."""
+    return {path.stem: path for path in sorted(RECIPES_DIR.glob("*.yaml"))}
+
+
+def recipe_summary(path: Path) -> str:
+    """The first sentence of a recipe's leading comment."""
+    words = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        words.extend(line.lstrip("#").split())
+    text = " ".join(words)
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
+def resolve_recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file: the path if it exists, else a shipped recipe of that name (`imdb_bilstm[.yaml]`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_recipes()
+    name = path.name.removesuffix(".yaml")
+    if str(name_or_path).removesuffix(".yaml") == name and name in shipped:
+        return shipped[name]
+    raise RecipeError(
+        f"recipe {str(name_or_path)!r} not found: give a YAML file or the name of a shipped recipe "
+        f"({', '.join(shipped)}; `hf-rnn recipes` describes them)."
+    )
+
+
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Read a recipe YAML, apply `--set` overrides and validate every section."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file {str(path)!r} not found.")
+    """Read a recipe YAML (a path, or a shipped recipe's name), apply `--set` overrides, validate every section."""
+    path = resolve_recipe_path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from hf_rnn.recipe import RecipeError, apply_overrides, load_recipe, parse_override, recipe_from_dict
+from hf_rnn.cli import main
+from hf_rnn.recipe import (
+    RecipeError,
+    apply_overrides,
+    load_recipe,
+    parse_override,
+    recipe_from_dict,
+    shipped_recipes,
+)
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -13,6 +21,36 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 def test_every_shipped_recipe_loads(path):
     recipe = load_recipe(path)
     assert recipe.task in ("classification", "translation")
+
+
+def test_configs_folder_is_the_packaged_recipes():
+    """`configs/NAME.yaml` (the README's paths) and the recipes inside the package are the same files."""
+    assert sorted(path.name for path in CONFIGS.glob("*.yaml")) == sorted(f"{name}.yaml" for name in shipped_recipes())
+    assert all(
+        path.parent.name == "recipes" and path.parent.parent.name == "hf_rnn" for path in shipped_recipes().values()
+    )
+
+
+@pytest.mark.parametrize("name", ["imdb_tiny", "imdb_tiny.yaml"])
+def test_a_shipped_recipe_loads_by_name_from_any_directory(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the name resolves inside the installed package
+    recipe = load_recipe(name, ["training.num_train_epochs=2"])
+    assert recipe.training["num_train_epochs"] == 2
+    assert recipe.model == load_recipe(CONFIGS / "imdb_tiny.yaml").model
+
+
+def test_a_local_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imdb_tiny.yaml").write_text("task: translation\n")
+    assert load_recipe("imdb_tiny.yaml").task == "translation"
+
+
+def test_recipes_command_lists_every_shipped_recipe(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    for name in shipped_recipes():
+        assert f"\n{name} " in "\n" + out
+    assert "Smoke recipe: a small BiGRU on the IMDB slice" in out
 
 
 @pytest.mark.parametrize(
@@ -66,3 +104,5 @@ def test_bad_override_syntax():
 def test_missing_recipe_file():
     with pytest.raises(RecipeError, match="not found"):
         load_recipe("configs/does_not_exist.yaml")
+    with pytest.raises(RecipeError, match=r"not found: give a YAML file or the name .*imdb_bilstm, imdb_tiny"):
+        load_recipe("imdb_huge")
