@@ -1,10 +1,14 @@
-"""Loading datasets from the Hub or from local parquet files in the Hub datasets' schemas.
+"""Loading datasets from the Hub, a local folder or files, or parquet copies in the Hub datasets' schemas.
 
-A recipe names a Hub dataset (`stanfordnlp/imdb`, `wmt/wmt14`) for real users and a local folder name
-(`imdb`, `multi30k`, `wmt-newstest`) under a data directory laid out like `shared/data`:
-`<data_dir>/<local_name>/<split>.parquet`. The data directory comes from `--data-dir`, else the
-`HF_RNN_DATA_DIR` environment variable; the special value `sample` names the small real slices that ship
-inside this package. Offline without a local copy, loading fails at once with a message saying what to do.
+`data.dataset` names a Hub dataset (`stanfordnlp/imdb`, `bentrevett/multi30k`, `wmt/wmt14`) or a local folder or
+file that `datasets.load_dataset` reads (jsonl, csv, parquet; split names from the file names: `train`, `val` /
+`validation`, `test`), for instance a downloaded snapshot of the Hub repository. `data.local_name` names a folder
+under a data directory laid out like `shared/data`: `<data_dir>/<local_name>/<split>.parquet`; the data directory
+comes from `--data-dir`, else `$HF_RNN_DATA_DIR`, and `sample` names the small real slices that ship inside this
+package. Offline without a local copy, loading fails at once with a message saying what to do.
+
+Translation data comes in several shapes; all are read into one internal form, a `translation` column of
+`{source_lang: text, target_lang: text}` (the `wmt/wmt14` schema): see `translation_pairs`.
 """
 
 import os
@@ -44,7 +48,10 @@ class DataConfig:
             both sides: a column of the training split holding a group id, or a grouping that ships with
             hf_rnn (`imdb_movies`: the reviews of one movie; see `hf_rnn.groupings`). None: single examples.
         text_column / label_column: classification columns.
-        source_lang / target_lang: translation direction inside the `translation` column.
+        source_lang / target_lang: translation direction: the languages' keys in a `translation` column, or
+            (flat datasets such as `bentrevett/multi30k`) the names of the source and target columns.
+        source_column / target_column: flat source and target text columns with other names (`src` / `tgt`);
+            default: found by the rule in `translation_pairs`.
         max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling).
         seed: seed of the validation carve and of the shuffling before caps.
     """
@@ -61,6 +68,8 @@ class DataConfig:
     label_column: str = "label"
     source_lang: str = "de"
     target_lang: str = "en"
+    source_column: str | None = None
+    target_column: str | None = None
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_test_samples: int | None = None
@@ -120,6 +129,96 @@ def load_hub_splits(dataset: str, dataset_config: str | None, splits: list[str])
     aliases = HUB_SPLIT_ALIASES.get(dataset, {})
     return DatasetDict(
         {split: load_dataset(dataset, dataset_config, split=aliases.get(split, split)) for split in splits}
+    )
+
+
+LOCAL_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+def local_dataset_path(config: DataConfig) -> Path | None:
+    """`data.dataset` as an existing local folder or file (its `dataset_config` subfolder if it has one), else None."""
+    path = Path(config.dataset).expanduser()
+    if not path.exists():
+        return None
+    if path.is_dir() and config.dataset_config and (path / config.dataset_config).is_dir():
+        return path / config.dataset_config  # a snapshot of a Hub repo with one folder per config (wmt14's de-en/)
+    return path
+
+
+def load_local_dataset(path: Path, splits: list[str]) -> DatasetDict:
+    """Read a local folder (splits from file names) or one file (its `train` split) with `datasets`, offline."""
+    try:
+        if path.is_file():
+            builder = LOCAL_BUILDERS.get(path.suffix)
+            if builder is None:
+                raise DataError(
+                    f"cannot read {str(path)!r}: use a {', '.join(sorted(LOCAL_BUILDERS))} file or a folder."
+                )
+            found = load_dataset(builder, data_files={"train": str(path)})
+        else:
+            found = load_dataset(str(path))
+    except (ValueError, FileNotFoundError) as error:  # no data files, mixed formats
+        raise DataError(f"cannot read the dataset in {str(path)!r}: {error}") from error
+    missing = [split for split in splits if split not in found]
+    if missing:
+        raise DataError(
+            f"split(s) {missing} not found in {str(path)!r}, which has {sorted(found)} (named after its files: "
+            "train, val/validation/dev, test). Set `data.train_split` / `data.validation_split` / `data.test_split`."
+        )
+    return DatasetDict({split: found[split] for split in splits})
+
+
+def load_splits(config: DataConfig, data_dir: str | os.PathLike | None, splits: list[str]) -> tuple[DatasetDict, str]:
+    """The named splits, from the data directory, else a local `data.dataset`, else the Hub; and where from."""
+    resolved_dir = resolve_data_dir(data_dir)
+    if resolved_dir is not None:
+        return load_split_files(resolved_dir, config.local_name, splits), str(resolved_dir / config.local_name)
+    local = local_dataset_path(config)
+    if local is not None:
+        return load_local_dataset(local, splits), str(local)
+    return load_hub_splits(config.dataset, config.dataset_config, splits), config.dataset
+
+
+FLAT_PAIR_COLUMNS = (("src", "tgt"), ("source", "target"))
+
+
+def pair_columns(split: Dataset, config: DataConfig) -> tuple[str, str] | None:
+    """The flat (source, target) columns of a split, or None when it has a `translation` column to use as it is."""
+    columns = split.column_names
+    if config.source_column or config.target_column:
+        chosen = (config.source_column or config.source_lang, config.target_column or config.target_lang)
+    elif "translation" in columns:
+        return None
+    elif config.source_lang in columns and config.target_lang in columns:
+        chosen = (config.source_lang, config.target_lang)
+    else:
+        chosen = next((pair for pair in FLAT_PAIR_COLUMNS if set(pair) <= set(columns)), None)
+    if chosen is None or not set(chosen) <= set(columns):
+        raise DataError(
+            f"cannot find the sentence pairs among the columns {columns}: translation data needs a `translation` "
+            f"column of {{lang: text}} pairs, flat columns named by the languages ({config.source_lang!r}, "
+            f"{config.target_lang!r}: set `data.source_lang` / `data.target_lang`), `src`/`tgt` or `source`/`target` "
+            "columns, or the columns set with `data.source_column` / `data.target_column`."
+        )
+    return chosen
+
+
+def translation_pairs(split: Dataset, config: DataConfig) -> Dataset:
+    """The split with its sentence pairs in a `translation` column of `{source_lang: .., target_lang: ..}` dicts.
+
+    Rule: `data.source_column` / `data.target_column` when set; else an existing `translation` column; else flat
+    columns named by the languages (`bentrevett/multi30k`: `de`, `en`); else `src`/`tgt` or `source`/`target`.
+    """
+    columns = pair_columns(split, config)
+    if columns is None:
+        return split
+    source, target = columns
+    languages = (config.source_lang, config.target_lang)
+    return split.map(
+        lambda batch: {"translation": [dict(zip(languages, pair)) for pair in zip(batch[source], batch[target])]},
+        batched=True,
+        remove_columns=split.column_names,
+        desc="Reading sentence pairs",
     )
 
 
@@ -183,18 +282,20 @@ def carve_validation(train: Dataset, config: DataConfig) -> tuple[Dataset, Datas
     return train.select(kept), train.select(sorted(held_out))
 
 
+def shaped(splits: DatasetDict, config: DataConfig, required_columns: list[str]) -> DatasetDict:
+    """Splits in the internal form: a task that requires `translation` gets it built from flat columns."""
+    if "translation" not in required_columns:
+        return splits
+    return DatasetDict({name: translation_pairs(split, config) for name, split in splits.items()})
+
+
 def load_task_splits(
     config: DataConfig, data_dir: str | os.PathLike | None, required_columns: list[str]
 ) -> DatasetDict:
     """Load train / validation / test for a recipe, carving validation from train when none is named."""
     splits = [config.train_split, config.test_split] + ([config.validation_split] if config.validation_split else [])
-    resolved_dir = resolve_data_dir(data_dir)
-    if resolved_dir is not None:
-        raw = load_split_files(resolved_dir, config.local_name, splits)
-        origin = str(resolved_dir / config.local_name)
-    else:
-        raw = load_hub_splits(config.dataset, config.dataset_config, splits)
-        origin = config.dataset
+    raw, origin = load_splits(config, data_dir, splits)
+    raw = shaped(raw, config, required_columns)
     check_columns(raw, required_columns, origin)
 
     train = raw[config.train_split]
@@ -211,15 +312,10 @@ def load_task_splits(
 
 def load_eval_split(config: DataConfig, data_dir: str | os.PathLike | None, split: str, required: list[str]) -> Dataset:
     """Load one named split (any file in the local folder, or a Hub split) for evaluation."""
-    resolved_dir = resolve_data_dir(data_dir)
-    if resolved_dir is not None:
-        dataset = load_split_files(resolved_dir, config.local_name, [split])[split]
-        origin = str(resolved_dir / config.local_name)
-    else:
-        dataset = load_hub_splits(config.dataset, config.dataset_config, [split])[split]
-        origin = config.dataset
-    check_columns(DatasetDict({split: dataset}), required, origin)
-    return dataset
+    raw, origin = load_splits(config, data_dir, [split])
+    raw = shaped(raw, config, required)
+    check_columns(raw, required, origin)
+    return raw[split]
 
 
 # Named datasets for `hf-rnn evaluate --dataset NAME`: the Hub id for users, the local folder for us, and the
