@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hub_layouts import multi30k_layout
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 import hf_rnn  # noqa: F401
@@ -154,6 +155,17 @@ def test_newstest_evaluation_path(m30k_run, tmp_path):
     metrics = json.loads(out.read_text())
     assert metrics["examples"] == 40 and metrics["bleu"] >= 0
     assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
+
+
+@pytest.mark.slow
+def test_evaluate_on_a_bentrevett_shaped_folder(m30k_run, tmp_path):
+    """`hf-rnn evaluate --dataset <folder>` with flat `en`/`de` jsonl columns, as `bentrevett/multi30k` has them."""
+    folder = multi30k_layout(tmp_path / "multi30k")
+    out = tmp_path / "m30k.json"
+    arguments = ["evaluate", str(m30k_run), "--dataset", str(folder), "--max-samples", "30", "--num-beams", "1"]
+    assert cli_main([*arguments, "--json", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["examples"] == 30 and metrics["dataset"] == str(folder) and metrics["bleu"] > 0
 
 
 @pytest.mark.parametrize(
