@@ -3,8 +3,11 @@
 Importing the package registers its configs and models with the transformers Auto classes.
 """
 
+__version__ = "0.1.0"  # before the imports: hf_rnn.model_card reads it while the package initialises
+
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
+from .hub import install_model_hooks
 from .models.rnn_classifier import (
     RnnClassifierConfig,
     RnnClassifierModel,
@@ -15,19 +18,19 @@ from .models.rnn_seq2seq import (
     RnnSeq2SeqCache,
     RnnSeq2SeqConfig,
     RnnSeq2SeqForConditionalGeneration,
+    RnnSeq2SeqModel,
     RnnSeq2SeqPreTrainedModel,
 )
 from .pipelines import RnnTranslationPipeline, register_pipelines
-
-__version__ = "0.1.0"
 
 AutoConfig.register(RnnClassifierConfig.model_type, RnnClassifierConfig, exist_ok=True)
 AutoModel.register(RnnClassifierConfig, RnnClassifierModel, exist_ok=True)
 AutoModelForSequenceClassification.register(RnnClassifierConfig, RnnForSequenceClassification, exist_ok=True)
 AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
-AutoModel.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
+AutoModel.register(RnnSeq2SeqConfig, RnnSeq2SeqModel, exist_ok=True)
 AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
 register_pipelines()
+install_model_hooks()
 
 __all__ = [
     "RnnClassifierConfig",
@@ -38,5 +41,6 @@ __all__ = [
     "RnnTranslationPipeline",
     "RnnSeq2SeqConfig",
     "RnnSeq2SeqForConditionalGeneration",
+    "RnnSeq2SeqModel",
     "RnnSeq2SeqPreTrainedModel",
 ]

@@ -12,19 +12,17 @@ Translation data comes in several shapes; all are read into one internal form, a
 """
 
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
 from .groupings import example_groups, shipped_groupings
+from .network import hub_is_offline
 
 SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
 DATA_DIR_ENV = "HF_RNN_DATA_DIR"
-HUB_PROBE_TIMEOUT_S = 3.0
 # A shipped grouping may miss a few texts of a copy of its dataset (edited reviews); more means another dataset.
 MAX_UNGROUPED_SHARE = 0.01
 
@@ -85,20 +83,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     if not path.is_dir():
         raise DataError(f"data directory {str(path)!r} does not exist (from --data-dir or ${DATA_DIR_ENV}).")
     return path
-
-
-def hub_is_offline() -> bool:
-    """True when the offline variables are set or the Hub endpoint cannot be reached within a few seconds."""
-    for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(variable, "").lower() in ("1", "true", "yes", "on"):
-            return True
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        with socket.create_connection((endpoint.hostname, port), timeout=HUB_PROBE_TIMEOUT_S):
-            return False
-    except OSError:
-        return True
 
 
 def load_split_files(data_dir: Path, local_name: str, splits: list[str]) -> DatasetDict:

@@ -1,20 +1,24 @@
 """Sharing trained models: self-contained remote code, and `hf-rnn push` to the Hugging Face Hub.
 
-A run directory carries copies of its model's `configuration_*.py` and `modeling_*.py` and an `auto_map` in
-`config.json`, so `AutoModel...from_pretrained(path_or_repo, trust_remote_code=True)` works with only
-transformers and torch installed. The modeling files import nothing but torch, transformers and their own
-configuration file, by design. With hf_rnn imported, transformers uses hf_rnn's registered classes instead
-(a model type registered from outside `transformers.` counts as local code), so both ways coexist.
+Every `save_pretrained` of an hf_rnn model writes copies of its `configuration_*.py` and `modeling_*.py`, an
+`auto_map` and (translation) `custom_pipelines` into `config.json` (`SelfContainedSavingMixin` in the modeling
+files), so `AutoModel...from_pretrained(path_or_repo, trust_remote_code=True)` and
+`pipeline("translation", ..., trust_remote_code=True)` work with only transformers and torch installed. The modeling
+files import nothing but the standard library, torch, transformers and their own configuration file, by design.
+With hf_rnn imported, transformers uses hf_rnn's registered classes instead (a model type registered from outside
+`transformers.` counts as local code), so both ways coexist.
 
 `push` uploads a run as one commit: weights, configs, tokenizer, recipe, run info, results, plots, the code
-files and a freshly rendered model card; never checkpoints or pickles.
+files and a freshly rendered model card; never checkpoints or pickles. A model loaded from a run folder and saved
+or pushed from Python (`model.save_pretrained(dir)`, `model.push_to_hub(repo)`) gets the same files:
+`complete_saved_run` and `push_model` are installed as the models' `run_saver` / `run_pusher`.
 """
 
 import argparse
 import json
 import os
 import shutil
-import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -27,25 +31,19 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.utils import validate_repo_id
 
-from .data import hub_is_offline
 from .model_card import read_json, write_model_card
-from .models.rnn_classifier import RnnClassifierConfig, RnnClassifierModel, RnnForSequenceClassification
-from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+from .models.rnn_classifier import RnnClassifierPreTrainedModel
+from .models.rnn_seq2seq import RnnSeq2SeqPreTrainedModel
+from .network import hub_is_offline
 from .recipe import recipe_from_dict
 
-# The Auto classes a saved model of each type answers to, and the class serving each.
-AUTO_CLASSES: dict[str, dict[str, type]] = {
-    "rnn_classifier": {
-        "AutoConfig": RnnClassifierConfig,
-        "AutoModel": RnnClassifierModel,
-        "AutoModelForSequenceClassification": RnnForSequenceClassification,
-    },
-    "rnn_seq2seq": {
-        "AutoConfig": RnnSeq2SeqConfig,
-        "AutoModel": RnnSeq2SeqForConditionalGeneration,
-        "AutoModelForSeq2SeqLM": RnnSeq2SeqForConditionalGeneration,
-    },
+# Each model type's base class: its `remote_*` attributes say which code files, Auto classes and pipelines it ships.
+MODEL_BASES: dict[str, type] = {
+    "rnn_classifier": RnnClassifierPreTrainedModel,
+    "rnn_seq2seq": RnnSeq2SeqPreTrainedModel,
 }
+# What `save_pretrained` writes itself; everything else of a run folder is copied by `complete_saved_run`.
+MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
 # Top-level files of a run that are uploaded, by suffix: weights, configs, tokenizer, results, recipe, card,
 # plots. Sub-folders (checkpoints/) and pickles (training_args.bin) are never uploaded.
 UPLOAD_SUFFIXES = (".safetensors", ".json", ".yaml", ".md", ".png")
@@ -60,33 +58,75 @@ def read_model_type(model_dir: Path) -> str:
     if not config_path.is_file():
         raise HubError(f"{config_path} not found: MODEL_DIR must be a saved model (e.g. a run of `hf-rnn train`).")
     model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
-    if model_type not in AUTO_CLASSES:
-        raise HubError(f"{config_path} has model_type {model_type!r}; hf_rnn shares {sorted(AUTO_CLASSES)}.")
+    if model_type not in MODEL_BASES:
+        raise HubError(f"{config_path} has model_type {model_type!r}; hf_rnn shares {sorted(MODEL_BASES)}.")
     return model_type
 
 
 def export_remote_code(model_dir: str | os.PathLike) -> list[Path]:
-    """Copy the model's configuration and modeling files into `model_dir` and fill `auto_map` in its config.json.
-
-    Returns the copied files. `register_for_auto_class` would record only the one Auto class of the saved
-    object; this maps every Auto class the model type supports.
-    """
+    """Write this version's code files, `auto_map` and `custom_pipelines` into a saved model folder, as
+    `save_pretrained` does (for folders saved by an earlier hf_rnn, or by hand). Returns the copied files."""
     model_dir = Path(model_dir)
-    model_type = read_model_type(model_dir)
-    auto_map, copied = {}, []
-    for auto_class, cls in AUTO_CLASSES[model_type].items():
-        source = Path(sys.modules[cls.__module__].__file__)
-        auto_map[auto_class] = f"{source.stem}.{cls.__name__}"
-        target = model_dir / source.name
-        if target not in copied:
-            shutil.copyfile(source, target)
-            copied.append(target)
+    base = MODEL_BASES[read_model_type(model_dir)]
+    code_folder = Path(__import__(base.__module__, fromlist=["_"]).__file__).parent
+    copied = [Path(shutil.copyfile(code_folder / name, model_dir / name)) for name in base.remote_code_files]
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["auto_map"] = auto_map
+    config["auto_map"] = dict(base.remote_auto_map)
+    if base.remote_custom_pipelines:
+        config["custom_pipelines"] = base.remote_custom_pipelines
     # The layout transformers itself writes, so a later `save_pretrained` produces no spurious diff.
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return copied
+
+
+def source_run(model) -> Path | None:
+    """The hf_rnn run folder a model was loaded from (one with `recipe.yaml`), else None."""
+    name = getattr(model, "name_or_path", "") or ""
+    folder = Path(name).expanduser()
+    return folder if name and (folder / "recipe.yaml").is_file() else None
+
+
+def complete_saved_run(model, save_directory: str | os.PathLike) -> None:
+    """After `save_pretrained` of a model loaded from a run folder into another folder: copy the run's tokenizer,
+    recipe, results and plots beside the new weights and render the model card, so that the folder holds what
+    `hf-rnn push` would upload. Models not loaded from a run folder are left as transformers saves them."""
+    run, target = source_run(model), Path(save_directory)
+    if run is None or run.resolve() == target.resolve():
+        return
+    for path in upload_files(run, []):
+        if path.name not in MODEL_FILES and not path.name.endswith(".py"):
+            shutil.copyfile(path, target / path.name)
+    recipe = recipe_from_dict(yaml.safe_load((target / "recipe.yaml").read_text(encoding="utf-8")))
+    write_model_card(target, model.config.model_type, recipe, read_json(target / "all_results.json"))
+
+
+def push_model(model, repo_id: str, **kwargs) -> str | None:
+    """`model.push_to_hub(repo_id, ...)` for a model loaded from a run folder: one commit of the same files as
+    `hf-rnn push` (weights, code, tokenizer, recipe, results, card). None for other models, which take
+    transformers' own `push_to_hub`. Understands `private`, `token`, `revision` and `commit_message`."""
+    if source_run(model) is None:
+        return None
+    unsupported = sorted(set(kwargs) - {"private", "token", "revision", "commit_message"})
+    if unsupported:
+        raise HubError(f"push_to_hub of an hf_rnn run does not take {unsupported}; use `hf-rnn push` options.")
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        return push(
+            folder,
+            repo_id,
+            private=bool(kwargs.get("private")),
+            revision=kwargs.get("revision"),
+            token=kwargs.get("token"),
+            commit_message=kwargs.get("commit_message"),
+        )
+
+
+def install_model_hooks() -> None:
+    """Make `save_pretrained` / `push_to_hub` of every hf_rnn model complete runs as `hf-rnn push` does."""
+    for base in MODEL_BASES.values():
+        base.run_saver = staticmethod(complete_saved_run)
+        base.run_pusher = staticmethod(push_model)
 
 
 def upload_files(model_dir: Path, code_files: list[Path]) -> list[Path]:
@@ -101,6 +141,7 @@ def push(
     private: bool = False,
     revision: str | None = None,
     token: str | None = None,
+    commit_message: str | None = None,
 ) -> str:
     """Upload a run directory to the Hub repo `repo_id` (created if missing) as one commit; returns its URL.
 
@@ -145,7 +186,7 @@ def push(
         commit = api.create_commit(
             repo_id,
             operations=operations,
-            commit_message=f"Upload {model_dir.name} (hf_rnn {model_type})",
+            commit_message=commit_message or f"Upload {model_dir.name} (hf_rnn {model_type})",
             revision=revision,
         )
     except HfHubHTTPError as error:

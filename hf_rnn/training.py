@@ -4,7 +4,7 @@ Run it as `hf-rnn train RECIPE.yaml --output-dir DIR` or `accelerate launch scri
 What a run leaves in its output dir: the model (safetensors) and its config, the tokenizer, `recipe.yaml`
 (the resolved recipe), `run_info.json` (command, data source, split sizes, hardware, versions),
 `train_results.json`, `eval_results.json`, `test_results.json`, `all_results.json`, `trainer_state.json` (the log
-history), checkpoints, the model's code files with `auto_map` (see `hub.export_remote_code`), and a model card
+history), checkpoints, the model's code files with `auto_map` (written by `save_pretrained`, see `hub`), and a model card
 `README.md`. With `training.push_to_hub_repo` set, the run is then pushed to the Hub (`hub.push`).
 """
 
@@ -21,9 +21,10 @@ import torch
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_seed
 
 from .checkpoints import resolve_resume_checkpoint
-from .data import DataConfig, hub_is_offline, load_task_splits
-from .hub import export_remote_code, push
+from .data import DataConfig, load_task_splits
+from .hub import push
 from .model_card import write_run_info
+from .network import hub_is_offline
 from .recipe import Recipe, RecipeError
 from .tasks import TASK_ADAPTERS, TaskAdapter
 from .tokenization import train_tokenizer
@@ -179,8 +180,6 @@ def train(
     trainer.save_model()
     # The whole log history at the run root (checkpoints may keep only the best, earlier step): `hf-rnn plot`.
     trainer.save_state()
-    if trainer.is_world_process_zero():
-        export_remote_code(output_dir)
 
     train_metrics = dict(train_result.metrics)
     train_metrics["train_examples"] = len(encoded["train"])

@@ -16,7 +16,13 @@ import pytest
 import torch
 import yaml
 from huggingface_hub import HfApi, ModelCard
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import (
+    AutoModel,
+    AutoModelForSeq2SeqLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    pipeline,
+)
 from transformers.dynamic_module_utils import get_imports
 
 import hf_rnn
@@ -120,24 +126,51 @@ assert importlib.util.find_spec("hf_rnn") is None, "hf_rnn must not be importabl
 # ---------------------------------------------------------------------------------------------- remote code
 
 
-def test_export_remote_code_maps_every_auto_class_to_self_contained_files(tmp_path):
-    config = hf_rnn.RnnSeq2SeqConfig(vocab_size=40, embedding_size=8, hidden_size=8, bos_token_id=2, eos_token_id=3)
-    hf_rnn.RnnSeq2SeqForConditionalGeneration(config).save_pretrained(tmp_path)
-    copied = hub.export_remote_code(tmp_path)
-    assert sorted(path.name for path in copied) == ["configuration_rnn_seq2seq.py", "modeling_rnn_seq2seq.py"]
-    auto_map = json.loads((tmp_path / "config.json").read_text())["auto_map"]
-    assert auto_map == {
-        "AutoConfig": "configuration_rnn_seq2seq.RnnSeq2SeqConfig",
-        "AutoModel": "modeling_rnn_seq2seq.RnnSeq2SeqForConditionalGeneration",
-        "AutoModelForSeq2SeqLM": "modeling_rnn_seq2seq.RnnSeq2SeqForConditionalGeneration",
-    }
-    for path in copied:
+SEQ2SEQ_AUTO_MAP = {
+    "AutoConfig": "configuration_rnn_seq2seq.RnnSeq2SeqConfig",
+    "AutoModel": "modeling_rnn_seq2seq.RnnSeq2SeqModel",
+    "AutoModelForSeq2SeqLM": "modeling_rnn_seq2seq.RnnSeq2SeqForConditionalGeneration",
+}
+
+
+def assert_self_contained(folder: Path, code_files: list[str]) -> None:
+    for name in code_files:
+        path = folder / name
         # What transformers checks before running remote code: the standard library, torch and transformers
         # (whose dependency huggingface_hub provides the config's `strict`), never hf_rnn.
         third_party = set(get_imports(path)) - set(sys.stdlib_module_names)
         assert third_party <= {"torch", "transformers", "huggingface_hub"}, (path.name, third_party)
         relative = re.findall(r"^from \.(\w+) import", path.read_text(), flags=re.MULTILINE)
-        assert all((tmp_path / f"{module}.py").is_file() for module in relative)
+        assert all((folder / f"{module}.py").is_file() for module in relative)
+
+
+def test_save_pretrained_writes_self_contained_code_every_auto_class_and_the_pipeline(tmp_path):
+    """Before: only `hf-rnn train` / `hf-rnn push` wrote the code files; a Python `save_pretrained` did not."""
+    config = hf_rnn.RnnSeq2SeqConfig(vocab_size=40, embedding_size=8, hidden_size=8, bos_token_id=2, eos_token_id=3)
+    hf_rnn.RnnSeq2SeqForConditionalGeneration(config).save_pretrained(tmp_path / "seq2seq")
+    saved = json.loads((tmp_path / "seq2seq" / "config.json").read_text())
+    assert saved["auto_map"] == SEQ2SEQ_AUTO_MAP
+    assert saved["custom_pipelines"]["translation"]["impl"] == "modeling_rnn_seq2seq.RnnTranslationPipeline"
+    assert_self_contained(tmp_path / "seq2seq", ["configuration_rnn_seq2seq.py", "modeling_rnn_seq2seq.py"])
+
+    classifier = hf_rnn.RnnClassifierModel(hf_rnn.RnnClassifierConfig(vocab_size=30, embedding_size=4, hidden_size=4))
+    classifier.save_pretrained(tmp_path / "classifier")  # the headless model names every Auto class too
+    saved = json.loads((tmp_path / "classifier" / "config.json").read_text())
+    assert saved["auto_map"]["AutoModelForSequenceClassification"].endswith(".RnnForSequenceClassification")
+    assert "custom_pipelines" not in saved
+    assert_self_contained(tmp_path / "classifier", ["configuration_rnn_classifier.py", "modeling_rnn_classifier.py"])
+
+
+def test_export_remote_code_refreshes_a_folder_saved_without_it(tmp_path):
+    config = hf_rnn.RnnSeq2SeqConfig(vocab_size=40, embedding_size=8, hidden_size=8, bos_token_id=2, eos_token_id=3)
+    hf_rnn.RnnSeq2SeqForConditionalGeneration(config).save_pretrained(tmp_path)
+    for path in tmp_path.glob("*.py"):
+        path.unlink()
+    saved = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({key: saved[key] for key in saved if key != "auto_map"}))
+    copied = hub.export_remote_code(tmp_path)
+    assert sorted(path.name for path in copied) == ["configuration_rnn_seq2seq.py", "modeling_rnn_seq2seq.py"]
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"] == SEQ2SEQ_AUTO_MAP
     with pytest.raises(hub.HubError, match="model_type 'bert'"):
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
         hub.export_remote_code(tmp_path)
@@ -185,8 +218,12 @@ model = AutoModelForSeq2SeqLM.from_pretrained({str(seq2seq_run)!r}, trust_remote
 encoded = tokenizer({SOURCES!r}, padding=True, truncation=True, return_tensors="pt")
 generated = model.generate(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"], num_beams=3,
                            max_new_tokens=15)
+from transformers import pipeline
+translator = pipeline("translation", model={str(seq2seq_run)!r}, trust_remote_code=True)
+translations = translator({SOURCES!r}, num_beams=3, max_new_tokens=15)
 print(json.dumps({{"logits": logits.tolist(), "generated": generated.tolist(), "input_ids": encoded["input_ids"].tolist(),
-                  "modules": [classifier_module, type(model).__module__]}}))
+                  "modules": [classifier_module, type(model).__module__, type(translator).__module__],
+                  "translations": [item[0]["translation_text"] for item in translations]}}))
 """,
         tmp_path,
     )
@@ -194,6 +231,9 @@ print(json.dumps({{"logits": logits.tolist(), "generated": generated.tolist(), "
     assert remote["logits"] == logits.tolist()  # exact: same code, weights and thread count
     assert remote["input_ids"] == encoded["input_ids"].tolist()
     assert remote["generated"] == generated.tolist()
+    # Before: no `custom_pipelines`, and transformers 5 has no built-in translation pipeline.
+    in_process = pipeline("rnn-translation", model=str(seq2seq_run))(SOURCES, num_beams=3, max_new_tokens=15)
+    assert remote["translations"] == [item[0]["translation_text"] for item in in_process]
 
 
 # ---------------------------------------------------------------------------------------------- model cards
@@ -380,6 +420,55 @@ def test_push_commits_the_whole_run_once_and_no_checkpoints_or_pickles(classifie
     assert 'from_pretrained("someone/imdb-tiny", trust_remote_code=True)' in files["README.md"].decode()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["classifier", "seq2seq"])
+def test_python_save_and_push_to_hub_give_the_files_hf_rnn_push_commits(
+    family, classifier_run, seq2seq_run, tmp_path, hub_calls
+):
+    """Before: `model.push_to_hub()` uploaded weights and config only (no code, `auto_map`, tokenizer or card)."""
+    run = copy_run(classifier_run if family == "classifier" else seq2seq_run, tmp_path)
+    auto_class = AutoModelForSequenceClassification if family == "classifier" else AutoModelForSeq2SeqLM
+    assert cli_main(["push", str(run), "someone/model", "--token", "hf_x"]) == 0
+    by_cli = hub_calls["create_commit"]["files"]
+
+    model = auto_class.from_pretrained(run)
+    model.push_to_hub("someone/model", token="hf_x", commit_message="from Python")
+    by_python = hub_calls["create_commit"]
+    assert by_python["commit_message"] == "from Python"
+    assert sorted(by_python["files"]) == sorted(by_cli)
+    for name in ("model.safetensors", "tokenizer.json", "recipe.yaml", "all_results.json", "README.md"):
+        assert by_python["files"][name] == by_cli[name], name
+    config = json.loads(by_python["files"]["config.json"])
+    assert config["auto_map"] == json.loads(by_cli["config.json"])["auto_map"]
+
+    saved = tmp_path / "saved"
+    model.save_pretrained(saved)  # the same folder, offline
+    assert sorted(path.name for path in saved.iterdir()) == sorted(by_cli)
+    assert "model-index" in (saved / "README.md").read_text()
+
+
+def test_push_to_hub_of_a_model_built_in_python_keeps_transformers_behaviour(tmp_path, monkeypatch):
+    """Not loaded from a run: transformers' own `push_to_hub` (with the code files and `auto_map` saved)."""
+    pushed = {}
+
+    def upload(self, working_dir, repo_id, **kwargs):
+        pushed.update(repo_id=repo_id, files=sorted(os.listdir(working_dir)))
+        return "url"
+
+    monkeypatch.setattr("transformers.utils.hub.PushToHubMixin._upload_modified_files", upload)
+    monkeypatch.setattr("transformers.utils.hub.create_and_tag_model_card", lambda *args, **kwargs: ModelCard("card"))
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: type("R", (), {"repo_id": repo_id})())
+    model = hf_rnn.RnnForSequenceClassification(hf_rnn.RnnClassifierConfig(vocab_size=30, embedding_size=4))
+    assert model.push_to_hub("someone/fresh") == "url"
+    assert pushed["files"] == [
+        "README.md",
+        "config.json",
+        "configuration_rnn_classifier.py",
+        "model.safetensors",
+        "modeling_rnn_classifier.py",
+    ]
+
+
 def test_push_offline_fails_fast_and_changes_nothing(classifier_like_run, monkeypatch, capsys):
     before = snapshot(classifier_like_run)
     monkeypatch.setattr(HfApi, "create_repo", lambda *args, **kwargs: pytest.fail("must not reach the Hub"))
@@ -388,7 +477,7 @@ def test_push_offline_fails_fast_and_changes_nothing(classifier_like_run, monkey
     assert time.perf_counter() - started < 1.0
     assert "offline" in capsys.readouterr().err
 
-    # Without the variable, an unreachable endpoint is found out by a short socket probe, not by retries.
+    # Without the variable, a refused connection is found out by the probe at once, not by retries.
     for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(variable)
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
@@ -436,7 +525,7 @@ def test_push_to_the_real_hub(classifier_run, tmp_path):
     if not token:
         pytest.skip("HF_TOKEN is not set: the real-Hub push is not tried")
     env = {key: value for key, value in os.environ.items() if not key.endswith("_OFFLINE")}
-    probe = "from hf_rnn.data import hub_is_offline; raise SystemExit(int(hub_is_offline()))"
+    probe = "from hf_rnn.network import hub_is_offline; raise SystemExit(int(hub_is_offline()))"
     if subprocess.run([sys.executable, "-c", probe], env=env).returncode:
         pytest.skip("the Hugging Face Hub is not reachable from this machine")
     run = copy_run(classifier_run, tmp_path)

@@ -8,7 +8,7 @@ import torch
 from transformers import GenerationMixin
 
 import hf_rnn  # noqa: F401  (registers the Auto classes)
-from hf_rnn import RnnSeq2SeqCache, RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+from hf_rnn import RnnSeq2SeqCache, RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, RnnSeq2SeqModel
 
 torch.set_num_threads(1)
 
@@ -489,7 +489,42 @@ def test_save_and_auto_load_round_trip(tmp_path, share_embeddings):
         torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     reloaded = loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=2)
     assert torch.equal(generated, reloaded)
-    assert isinstance(AutoModel.from_pretrained(tmp_path), RnnSeq2SeqForConditionalGeneration)
+    assert isinstance(AutoModel.from_pretrained(tmp_path), RnnSeq2SeqModel)
+
+
+def test_headless_model_is_the_base_model_and_returns_the_attentional_vectors(tmp_path):
+    """`AutoModel` gives the bare encoder-decoder (as `MarianModel` for `MarianMTModel`), loaded from the same weights."""
+    from transformers import AutoModel
+    from transformers.modeling_outputs import Seq2SeqModelOutput
+
+    model = tiny_model().eval()
+    assert model.base_model is model.model and isinstance(model.model, RnnSeq2SeqModel)  # before: no `model` attribute
+    model.save_pretrained(tmp_path)
+    bare = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(bare) is RnnSeq2SeqModel
+    input_ids, attention_mask = padded_batch([6, 3])
+    decoder_input_ids = torch.tensor([[BOS, 5, 6], [BOS, 7, 8]])
+    full = model(
+        input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, output_hidden_states=True
+    )
+    output = bare(input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids, output_attentions=True)
+    assert isinstance(output, Seq2SeqModelOutput)
+    torch.testing.assert_close(output.last_hidden_state, full.decoder_hidden_states[0])
+    torch.testing.assert_close(output.encoder_last_hidden_state, full.encoder_last_hidden_state)
+    assert output.cross_attentions[0].shape == (2, 1, 3, 6)
+
+
+def test_checkpoints_saved_before_the_headless_model_still_load(tmp_path):
+    """Weights saved as `encoder.*` / `decoder.*` (before `RnnSeq2SeqModel` existed) load under `model.`."""
+    from safetensors.torch import load_file, save_file
+
+    model = tiny_model().eval()
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    save_file({key.removeprefix("model."): value for key, value in weights.items()}, tmp_path / "model.safetensors")
+    loaded = RnnSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    for name, tensor in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
 
 
 # --------------------------------------------------------------------------------- end-to-end learning

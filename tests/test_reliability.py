@@ -175,7 +175,7 @@ def test_translation_pipeline_returns_one_result_per_input(translation_pipeline,
 
 
 def test_translation_pipeline_warns_when_it_truncates(translation_pipeline, caplog):
-    with caplog.at_level("WARNING", logger="hf_rnn.pipelines"):
+    with caplog.at_level("WARNING", logger="hf_rnn.models.rnn_seq2seq.modeling_rnn_seq2seq"):
         results = translation_pipeline(AWKWARD_TEXTS, max_new_tokens=4)
     assert len(results) == len(AWKWARD_TEXTS)
     assert [r[0]["translation_text"] for r in results[:2]] == ["", ""]

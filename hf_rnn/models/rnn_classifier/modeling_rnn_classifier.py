@@ -1,4 +1,14 @@
-"""PyTorch recurrent (RNN / LSTM / GRU) text classifier."""
+"""PyTorch recurrent (RNN / LSTM / GRU) text classifier.
+
+This file is self-contained (the standard library, torch, transformers and its own configuration only), so it can
+ship as Hub remote code.
+"""
+
+import copy
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -126,11 +136,47 @@ class AttentionPooling(nn.Module):
         return torch.bmm(weights.unsqueeze(1), states).squeeze(1)
 
 
-class RnnClassifierPreTrainedModel(PreTrainedModel):
+class SelfContainedSavingMixin:
+    """`save_pretrained` that also writes what loading the folder without hf_rnn needs (this family's code files, an
+    `auto_map` naming every Auto class, and `custom_pipelines`), and a `push_to_hub` that publishes an hf_rnn run
+    (tokenizer, recipe, results, model card) as `hf-rnn push` does. The subclass names its `remote_*` values;
+    `import hf_rnn` sets `run_saver` / `run_pusher` (`hf_rnn.hub`), which stay None when loaded as remote code."""
+
+    remote_auto_map: dict[str, str] = {}
+    remote_custom_pipelines: dict[str, dict] = {}
+    remote_code_files: tuple[str, ...] = ()
+    run_saver = None
+    run_pusher = None
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        self.config.auto_map = dict(self.remote_auto_map)
+        if self.remote_custom_pipelines:
+            self.config.custom_pipelines = copy.deepcopy(self.remote_custom_pipelines)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
+        code_folder = Path(sys.modules[type(self).__module__].__file__).parent
+        for name in self.remote_code_files:
+            shutil.copyfile(code_folder / name, Path(save_directory) / name)
+        if self.run_saver is not None:
+            self.run_saver(self, save_directory)
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        url = None if self.run_pusher is None or args else self.run_pusher(self, repo_id, **kwargs)
+        return url if url is not None else super().push_to_hub(repo_id, *args, **kwargs)
+
+
+class RnnClassifierPreTrainedModel(SelfContainedSavingMixin, PreTrainedModel):
     config_class = RnnClassifierConfig
     base_model_prefix = "rnn"
     main_input_name = "input_ids"
     _no_split_modules = ["RnnEncoderLayer"]
+    remote_auto_map = {
+        "AutoConfig": "configuration_rnn_classifier.RnnClassifierConfig",
+        "AutoModel": "modeling_rnn_classifier.RnnClassifierModel",
+        "AutoModelForSequenceClassification": "modeling_rnn_classifier.RnnForSequenceClassification",
+    }
+    remote_code_files = ("configuration_rnn_classifier.py", "modeling_rnn_classifier.py")
 
     def _init_weights(self, module: nn.Module) -> None:
         """Xavier for input and output projections, orthogonal recurrent weights, LSTM forget bias 1."""

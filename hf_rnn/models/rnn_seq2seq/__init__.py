@@ -3,6 +3,7 @@ from .modeling_rnn_seq2seq import (
     RnnSeq2SeqCache,
     RnnSeq2SeqEncoderOutput,
     RnnSeq2SeqForConditionalGeneration,
+    RnnSeq2SeqModel,
     RnnSeq2SeqPreTrainedModel,
 )
 
@@ -11,5 +12,6 @@ __all__ = [
     "RnnSeq2SeqConfig",
     "RnnSeq2SeqEncoderOutput",
     "RnnSeq2SeqForConditionalGeneration",
+    "RnnSeq2SeqModel",
     "RnnSeq2SeqPreTrainedModel",
 ]

@@ -9,17 +9,25 @@ This file is self-contained (torch, transformers and its own configuration only)
 
 import contextlib
 import copy
+import logging
+import os
+import shutil
+import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import CrossEntropyLoss
-from transformers import GenerationMixin, PreTrainedModel
+from transformers import GenerationMixin, Pipeline, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import ModelOutput
 
 from .configuration_rnn_seq2seq import RnnSeq2SeqConfig
+
+logger = logging.getLogger(__name__)
 
 # Copied from hf_rnn.models.rnn_classifier.modeling_rnn_classifier.RNN_CLASSES
 RNN_CLASSES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -603,7 +611,8 @@ class RnnSeq2SeqDecoder(nn.Module):
         cache: RnnSeq2SeqCache | None = None,
         teacher_forcing_ratio: float = 1.0,
         drop_finished_rows: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, RnnSeq2SeqCache]:
+        compute_logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, RnnSeq2SeqCache]:
         """Decode `decoder_input_ids` `(batch, tgt_len)`, continuing from `cache` when given.
 
         `embeddings` embeds target tokens; `encoder_states` `(batch, src_len, encoder_output_size)`, `final_states`
@@ -612,6 +621,7 @@ class RnnSeq2SeqDecoder(nn.Module):
         widens them), the attentional vectors `(batch, tgt_len, attentional_size)`, the attention weights
         `(batch, tgt_len, src_len)` (`None` without attention) and the cache after the last step. With
         `drop_finished_rows` (one token per row, evaluation mode), rows fed `</s>` leave the cache (`RnnSeq2SeqCache`).
+        Without `compute_logits` the output layer is skipped and the logits are `None`.
         """
         if decoder_input_ids.dim() != 2:
             raise ValueError(
@@ -668,13 +678,14 @@ class RnnSeq2SeqDecoder(nn.Module):
                 proj_keys,
                 teacher_forcing_ratio=1.0 if gold_inputs_only else teacher_forcing_ratio,
             )
-        logits = self.output_logits(self.output_dropout(attentional))
+        logits = self.output_logits(self.output_dropout(attentional)) if compute_logits else None
         new_cache = RnnSeq2SeqCache(states, attentional[:, -1], proj_keys, seen_tokens + decoder_input_ids.shape[1])
         if rows is not None:
             new_cache.rows, new_cache.batch_size = rows, batch_size
             new_cache.encoder_states, new_cache.src_mask = encoder_states, src_mask
             # Finished rows get zero logits: generation discards their next token anyway.
-            logits, attentional = scatter_rows(logits, rows, batch_size), scatter_rows(attentional, rows, batch_size)
+            logits = None if logits is None else scatter_rows(logits, rows, batch_size)
+            attentional = scatter_rows(attentional, rows, batch_size)
             weights = None if weights is None else scatter_rows(weights, rows, batch_size)
         return logits, attentional, weights, new_cache
 
@@ -730,11 +741,57 @@ class RnnSeq2SeqDecoder(nn.Module):
         return torch.cat(attentional_steps, dim=1), weights, states
 
 
-class RnnSeq2SeqPreTrainedModel(PreTrainedModel):
+# Copied from hf_rnn.models.rnn_classifier.modeling_rnn_classifier.SelfContainedSavingMixin
+class SelfContainedSavingMixin:
+    """`save_pretrained` that also writes what loading the folder without hf_rnn needs (this family's code files, an
+    `auto_map` naming every Auto class, and `custom_pipelines`), and a `push_to_hub` that publishes an hf_rnn run
+    (tokenizer, recipe, results, model card) as `hf-rnn push` does. The subclass names its `remote_*` values;
+    `import hf_rnn` sets `run_saver` / `run_pusher` (`hf_rnn.hub`), which stay None when loaded as remote code."""
+
+    remote_auto_map: dict[str, str] = {}
+    remote_custom_pipelines: dict[str, dict] = {}
+    remote_code_files: tuple[str, ...] = ()
+    run_saver = None
+    run_pusher = None
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        self.config.auto_map = dict(self.remote_auto_map)
+        if self.remote_custom_pipelines:
+            self.config.custom_pipelines = copy.deepcopy(self.remote_custom_pipelines)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if not kwargs.get("is_main_process", True):
+            return
+        code_folder = Path(sys.modules[type(self).__module__].__file__).parent
+        for name in self.remote_code_files:
+            shutil.copyfile(code_folder / name, Path(save_directory) / name)
+        if self.run_saver is not None:
+            self.run_saver(self, save_directory)
+
+    def push_to_hub(self, repo_id: str, *args, **kwargs):
+        url = None if self.run_pusher is None or args else self.run_pusher(self, repo_id, **kwargs)
+        return url if url is not None else super().push_to_hub(repo_id, *args, **kwargs)
+
+
+class RnnSeq2SeqPreTrainedModel(SelfContainedSavingMixin, PreTrainedModel):
     config_class = RnnSeq2SeqConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
     _no_split_modules = ["RnnSeq2SeqEncoder", "RnnSeq2SeqDecoder"]
+    remote_auto_map = {
+        "AutoConfig": "configuration_rnn_seq2seq.RnnSeq2SeqConfig",
+        "AutoModel": "modeling_rnn_seq2seq.RnnSeq2SeqModel",
+        "AutoModelForSeq2SeqLM": "modeling_rnn_seq2seq.RnnSeq2SeqForConditionalGeneration",
+    }
+    # `pipeline("translation", model=..., trust_remote_code=True)` without hf_rnn (transformers 5 has no built-in one).
+    remote_custom_pipelines = {
+        "translation": {
+            "impl": "modeling_rnn_seq2seq.RnnTranslationPipeline",
+            "pt": ["AutoModelForSeq2SeqLM"],
+            "tf": [],
+            "type": "text",
+        }
+    }
+    remote_code_files = ("configuration_rnn_seq2seq.py", "modeling_rnn_seq2seq.py")
 
     def _init_weights(self, module: nn.Module) -> None:
         """Xavier for linear layers (attention included), normal embeddings and output layer (std
@@ -754,9 +811,11 @@ class RnnSeq2SeqPreTrainedModel(PreTrainedModel):
             init_recurrent_weights(module)
 
 
-class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMixin):
-    """Recurrent attention encoder-decoder ([`RnnSeq2SeqEncoder`] + [`RnnSeq2SeqDecoder`]) with a language-model
-    head; computes the label-smoothed cross-entropy when `labels` are given and generates with `generate()`."""
+class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
+    """The bare recurrent encoder-decoder ([`RnnSeq2SeqEncoder`] + [`RnnSeq2SeqDecoder`]), as `MarianModel` is to
+    `MarianMTModel`: it returns the decoder's attentional vectors (what the output layer reads) as
+    `last_hidden_state`. The output layer's weights live in the decoder (scheduled sampling feeds its predictions
+    back into the recurrence), so they load with this model but are not applied."""
 
     def __init__(self, config: RnnSeq2SeqConfig):
         super().__init__(config)
@@ -766,13 +825,6 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         # Only applied when `config.tie_word_embeddings` is True.
         self._tied_weights_keys = {"decoder.output_projection.weight": target_embeddings}
         self.post_init()
-        if self.generation_config is not None and self.generation_config.max_new_tokens is None:
-            self.generation_config.max_new_tokens = 100
-
-    @classmethod
-    def _supports_default_dynamic_cache(cls) -> bool:
-        # The recurrent state is returned by `forward` as a `RnnSeq2SeqCache`; `generate` must not build a DynamicCache.
-        return False
 
     def get_encoder(self) -> RnnSeq2SeqEncoder:
         return self.encoder
@@ -789,6 +841,123 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
     def get_target_embeddings(self) -> nn.Embedding:
         """The target embedding matrix (the source one when `share_embeddings`)."""
         return self.encoder.embeddings if self.decoder.embeddings is None else self.decoder.embeddings
+
+    def encode_and_decode(
+        self,
+        input_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.Tensor,
+        encoder_outputs: RnnSeq2SeqEncoderOutput | tuple | None,
+        cache: RnnSeq2SeqCache | None,
+        compute_logits: bool,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, RnnSeq2SeqCache, torch.Tensor]:
+        """Encode `input_ids` (or reuse `encoder_outputs`) and decode `decoder_input_ids`; returns the decoder's
+        `(logits, attentional, weights, cache)` and the encoder states."""
+        if encoder_outputs is None:
+            if input_ids is None:
+                raise ValueError("Pass `input_ids` or `encoder_outputs`.")
+            encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
+        elif not isinstance(encoder_outputs, RnnSeq2SeqEncoderOutput):
+            encoder_outputs = RnnSeq2SeqEncoderOutput(
+                last_hidden_state=encoder_outputs[0],
+                final_states=encoder_outputs[1],
+                attention_mask=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
+            )
+        encoder_states = encoder_outputs.last_hidden_state
+        # The encoder's own mask is in the coordinates of its states; the caller's applies when positions were kept.
+        src_mask = encoder_outputs.attention_mask if encoder_outputs.attention_mask is not None else attention_mask
+        if src_mask is None:
+            src_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
+        decoded = self.decoder(
+            decoder_input_ids,
+            self.get_target_embeddings(),
+            encoder_states,
+            encoder_outputs.final_states,
+            src_mask.bool(),
+            cache=cache,
+            teacher_forcing_ratio=self.config.teacher_forcing_ratio,
+            compute_logits=compute_logits,
+        )
+        return (*decoded, encoder_states)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        encoder_outputs: RnnSeq2SeqEncoderOutput | tuple | None = None,
+        cache: RnnSeq2SeqCache | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput | tuple:
+        """Encode `input_ids` `(batch, src_len)` and decode `decoder_input_ids` `(batch, tgt_len)`. Returns
+        `last_hidden_state` (the attentional vectors `(batch, tgt_len, attentional_size)`), `encoder_last_hidden_state`,
+        the new `cache` (when `use_cache`), and `cross_attentions` when `output_attentions`."""
+        if decoder_input_ids is None:
+            raise ValueError("Pass `decoder_input_ids`.")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        _, attentional, weights, new_cache, encoder_states = self.encode_and_decode(
+            input_ids, attention_mask, decoder_input_ids, encoder_outputs, cache, compute_logits=False
+        )
+        output = Seq2SeqModelOutput(
+            last_hidden_state=attentional,
+            cache=new_cache if use_cache else None,
+            decoder_hidden_states=(attentional,) if output_hidden_states else None,
+            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
+            encoder_last_hidden_state=encoder_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMixin):
+    """[`RnnSeq2SeqModel`] with its output layer applied (a language-model head); computes the label-smoothed
+    cross-entropy when `labels` are given and generates with `generate()`."""
+
+    def __init__(self, config: RnnSeq2SeqConfig):
+        super().__init__(config)
+        self.model = RnnSeq2SeqModel(config)
+        self._tied_weights_keys = {
+            f"model.{key}": f"model.{value}" for key, value in self.model._tied_weights_keys.items()
+        }
+        self.post_init()
+        if self.generation_config is not None and self.generation_config.max_new_tokens is None:
+            self.generation_config.max_new_tokens = 100
+
+    @property
+    def encoder(self) -> RnnSeq2SeqEncoder:
+        return self.model.encoder
+
+    @property
+    def decoder(self) -> RnnSeq2SeqDecoder:
+        return self.model.decoder
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The recurrent state is returned by `forward` as a `RnnSeq2SeqCache`; `generate` must not build a DynamicCache.
+        return False
+
+    def get_encoder(self) -> RnnSeq2SeqEncoder:
+        return self.model.encoder
+
+    def get_decoder(self) -> RnnSeq2SeqDecoder:
+        return self.model.decoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        self.model.set_input_embeddings(value)
+
+    def get_target_embeddings(self) -> nn.Embedding:
+        """The target embedding matrix (the source one when `share_embeddings`)."""
+        return self.model.get_target_embeddings()
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.decoder.output_projection
@@ -1027,36 +1196,12 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
 
-        if encoder_outputs is None:
-            if input_ids is None:
-                raise ValueError("Pass `input_ids` or `encoder_outputs`.")
-            encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
-        elif not isinstance(encoder_outputs, RnnSeq2SeqEncoderOutput):
-            encoder_outputs = RnnSeq2SeqEncoderOutput(
-                last_hidden_state=encoder_outputs[0],
-                final_states=encoder_outputs[1],
-                attention_mask=encoder_outputs[2] if len(encoder_outputs) > 2 else None,
-            )
-        encoder_states = encoder_outputs.last_hidden_state
-        # The encoder's own mask is in the coordinates of its states; the caller's applies when positions were kept.
-        src_mask = encoder_outputs.attention_mask if encoder_outputs.attention_mask is not None else attention_mask
-        if src_mask is None:
-            src_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
-        src_mask = src_mask.bool()
-
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("Pass `decoder_input_ids` or `labels`.")
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-
-        logits, attentional, weights, new_cache = self.decoder(
-            decoder_input_ids,
-            self.get_target_embeddings(),
-            encoder_states,
-            encoder_outputs.final_states,
-            src_mask,
-            cache=cache,
-            teacher_forcing_ratio=self.config.teacher_forcing_ratio,
+        logits, attentional, weights, new_cache, encoder_states = self.model.encode_and_decode(
+            input_ids, attention_mask, decoder_input_ids, encoder_outputs, cache, compute_logits=True
         )
 
         loss = None
@@ -1078,9 +1223,81 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         return output if return_dict else output.to_tuple()
 
 
+# Copied from hf_rnn.tokenization.clean_text
+def clean_text(text: str | None) -> str:
+    """`text` made safe to tokenize: None becomes "", lone surrogates (from undecodable bytes) become U+FFFD.
+
+    Python decodes command-line arguments and, in UTF-8 mode, stdin with `surrogateescape`, so invalid UTF-8
+    bytes arrive as lone surrogates, which the Rust tokenizer refuses for the whole batch. Control characters
+    and NUL bytes are handled by the tokenizer's normalizer (see `build_normalizer`).
+    """
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise TypeError(f"texts must be strings, got {type(text).__name__}.")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:  # bytes that `surrogateescape` smuggled in: back to bytes, one U+FFFD per invalid byte
+            return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:
+            return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+# Copied from hf_rnn.tokenization.truncated_flags
+def truncated_flags(encoded) -> list[bool]:
+    """For a fast tokenizer's `BatchEncoding` made with `truncation=True`: which inputs lost tokens."""
+    return [bool(encoding.overflowing) for encoding in encoded.encodings]
+
+
+class RnnTranslationPipeline(Pipeline):
+    """Text in, `[{"translation_text": ...}]` out, through `model.generate` (any generation keyword works).
+
+    Inputs are truncated to the tokenizer's `model_max_length` (with a logged warning); an empty or
+    whitespace-only input gives an empty translation; undecodable characters (lone surrogates) become U+FFFD.
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = True
+
+    def _sanitize_parameters(self, **kwargs) -> tuple[dict, dict, dict]:
+        generate_kwargs = dict(kwargs.pop("generate_kwargs", None) or {})
+        generate_kwargs.update(kwargs)
+        return {}, generate_kwargs, {}
+
+    def preprocess(self, text: str) -> dict[str, Any]:
+        if not isinstance(text, str):
+            raise TypeError(f"translation inputs must be strings, got {type(text).__name__}.")
+        text = clean_text(text)
+        encoded = self.tokenizer([text], truncation=True, return_tensors="pt")
+        if truncated_flags(encoded)[0]:
+            logger.warning(
+                "input of %d characters truncated to model_max_length=%d tokens: the rest is not translated.",
+                len(text),
+                self.tokenizer.model_max_length,
+            )
+        return {"is_empty": not text.strip(), **encoded}
+
+    def _forward(self, model_inputs: dict[str, Any], **generate_kwargs) -> dict[str, Any]:
+        if model_inputs.pop("is_empty"):
+            return {"output_ids": None}
+        return {"output_ids": self.model.generate(**model_inputs, **generate_kwargs)}
+
+    def postprocess(self, model_outputs: dict[str, Any]) -> list[dict[str, str]]:
+        if model_outputs["output_ids"] is None:
+            return [{"translation_text": ""}]
+        texts = self.tokenizer.batch_decode(model_outputs["output_ids"], skip_special_tokens=True)
+        return [{"translation_text": text.strip()} for text in texts]
+
+
 __all__ = [
     "RnnSeq2SeqCache",
     "RnnSeq2SeqEncoderOutput",
     "RnnSeq2SeqForConditionalGeneration",
+    "RnnSeq2SeqModel",
     "RnnSeq2SeqPreTrainedModel",
+    "RnnTranslationPipeline",
 ]
