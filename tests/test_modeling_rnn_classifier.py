@@ -151,3 +151,51 @@ def test_text_classification_pipeline_on_saved_dir(tmp_path):
     results = classifier(["A wonderful, moving film.", "", "x" * 5000])
     assert len(results) == 3
     assert all(result["label"] in ("neg", "pos") and 0.0 <= result["score"] <= 1.0 for result in results)
+
+
+def test_hidden_states_hold_the_embeddings_and_every_layer():
+    """Before: only the last layer, and `output_attentions` was swallowed."""
+    model = tiny_model(num_hidden_layers=3)
+    input_ids = torch.randint(1, 40, (2, 6))
+    output = model(input_ids, output_hidden_states=True, output_attentions=True)
+    assert len(output.hidden_states) == 4  # embeddings + 3 layers, as BERT's
+    assert output.hidden_states[0].shape == (2, 6, 8) and output.hidden_states[-1].shape == (2, 6, 12)
+    torch.testing.assert_close(output.hidden_states[-1], model.rnn(input_ids).last_hidden_state)
+    assert output.attentions is None  # mean_max pooling has no attention
+    assert model(input_ids).hidden_states is None
+    loss, logits, hidden_states = model(
+        input_ids, labels=torch.tensor([0, 1]), output_hidden_states=True, return_dict=False
+    )
+    assert len(hidden_states) == 4 and logits.shape == (2, 2)
+
+
+def test_attentions_are_the_attention_pooling_weights():
+    model = tiny_model(pooling="attention")
+    input_ids = torch.randint(1, 40, (2, 6))
+    attention_mask = torch.tensor([[1] * 6, [1] * 4 + [0] * 2])
+    output = model.rnn(input_ids, attention_mask=attention_mask, output_attentions=True)
+    (weights,) = output.attentions
+    assert weights.shape == (2, 1, 6)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 1))
+    assert weights[1, 0, 4:].abs().max() == 0  # padding gets no weight
+    pooled = torch.bmm(weights, output.last_hidden_state).squeeze(1)
+    torch.testing.assert_close(pooled, output.pooler_output)
+    assert model(input_ids, attention_mask=attention_mask, output_attentions=True).attentions[0].shape == (2, 1, 6)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    """Before: `gradient_checkpointing_enable()` raised (`supports_gradient_checkpointing` was False)."""
+    input_ids = torch.randint(1, 40, (3, 9))
+    labels = torch.tensor([0, 1, 1])
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(embedding_dropout=0.0, rnn_dropout=0.0, classifier_dropout=0.0).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+            assert model.is_activation_checkpointing
+        loss = model(input_ids, labels=labels).loss
+        loss.backward()
+        grads.append((loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for name, grad in grads[0][1].items():
+        torch.testing.assert_close(grads[1][1][name], grad, msg=name)

@@ -694,3 +694,56 @@ def test_target_token_ids_validation():
     with pytest.raises(ValueError, match="target_token_ids"):
         tiny_config(target_token_ids=[EOS, VOCAB])
     assert tiny_config(target_token_ids=[7, EOS, 7, 5]).target_token_ids == [EOS, 5, 7]
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_resize_token_embeddings_of_a_joint_vocabulary_round_trips(tmp_path, tie):
+    """Before: `target_vocab_size` stayed at the old size and `from_pretrained` of the saved model failed."""
+    model = tiny_model(tie_word_embeddings=tie, target_token_ids=list(range(VOCAB - 4)))
+    input_ids, attention_mask = padded_batch([6, 3], vocab=VOCAB - 4)
+    before = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6)
+    model.resize_token_embeddings(VOCAB + 5)
+    assert (model.config.vocab_size, model.config.target_vocab_size) == (VOCAB + 5, VOCAB + 5)
+    assert model.get_output_embeddings().weight.shape[0] == VOCAB + 5
+    assert model.config.target_token_ids == list(range(VOCAB - 4))
+    assert model(input_ids, attention_mask=attention_mask, labels=input_ids).logits.shape[-1] == VOCAB + 5
+    model.save_pretrained(tmp_path)
+    loaded = RnnSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6), before)
+
+    loaded.resize_token_embeddings(VOCAB - 6)  # shrinking drops the target ids beyond the new end
+    assert loaded.config.target_token_ids == list(range(VOCAB - 6)) and loaded.config.target_vocab_size == VOCAB - 6
+    loaded.save_pretrained(tmp_path / "smaller")
+    RnnSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "smaller")
+
+
+def test_resize_token_embeddings_of_separate_vocabularies_round_trips(tmp_path):
+    model = tiny_model(share_embeddings=False, target_vocab_size=VOCAB + 2, tie_word_embeddings=False)
+    input_ids, attention_mask = padded_batch([5, 4])
+    before = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6)
+    model.resize_token_embeddings(VOCAB + 3)  # the source side only
+    assert model.get_input_embeddings().num_embeddings == VOCAB + 3
+    assert model.get_target_embeddings().num_embeddings == VOCAB + 2 == model.config.target_vocab_size
+    model.resize_target_token_embeddings(VOCAB + 7)
+    assert model.get_output_embeddings().weight.shape[0] == VOCAB + 7 == model.config.target_vocab_size
+    model.save_pretrained(tmp_path)
+    loaded = RnnSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6), before)
+    with pytest.raises(ValueError, match="share one vocabulary"):
+        tiny_model().resize_target_token_embeddings(VOCAB + 1)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    input_ids, attention_mask = padded_batch([6, 4])
+    labels = random_labels(2, 5)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model(encoder_bidirectional=True).train()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        loss = model(input_ids, attention_mask=attention_mask, labels=labels).loss
+        loss.backward()
+        grads.append((loss.detach(), {name: p.grad.clone() for name, p in model.named_parameters()}))
+    torch.testing.assert_close(grads[0][0], grads[1][0])
+    for name, grad in grads[0][1].items():
+        torch.testing.assert_close(grads[1][1][name], grad, msg=name)

@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 from .configuration_rnn_classifier import RnnClassifierConfig
@@ -47,8 +48,9 @@ def gather_time(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return states.gather(1, index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
 
 
-class RnnEncoderLayer(nn.Module):
-    """One recurrent layer: a left-to-right RNN and, if bidirectional, a right-to-left one."""
+class RnnEncoderLayer(GradientCheckpointingLayer):
+    """One recurrent layer: a left-to-right RNN and, if bidirectional, a right-to-left one. With gradient
+    checkpointing on, its activations are recomputed in the backward pass instead of kept."""
 
     def __init__(self, cell_type: str, input_size: int, hidden_size: int, bidirectional: bool):
         super().__init__()
@@ -104,21 +106,25 @@ class RnnEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.bidirectional = bidirectional
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, inputs: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
         """Encode right-padded `inputs` `(batch, seq_len, input_size)` with `lengths` `(batch,)` (all >= 1).
 
-        Returns outputs `(batch, seq_len, num_directions * hidden_size)` and final states
-        `(num_layers * num_directions, batch, hidden_size)`, ordered like `torch.nn.LSTM`'s `h_n`.
+        Returns outputs `(batch, seq_len, num_directions * hidden_size)`, final states
+        `(num_layers * num_directions, batch, hidden_size)` ordered like `torch.nn.LSTM`'s `h_n`, and every
+        layer's outputs (the last one is the first return value).
         """
         reverse = reversal_index(lengths, inputs.shape[1]) if self.bidirectional else None
-        final_states = []
+        final_states, layer_outputs = [], []
         layer_inputs = inputs
         for i, layer in enumerate(self.layers):
             if i > 0:
                 layer_inputs = self.dropout(layer_inputs)
             layer_inputs, layer_final = layer(layer_inputs, lengths, reverse)
             final_states.append(layer_final)
-        return layer_inputs, torch.cat(final_states)
+            layer_outputs.append(layer_inputs)
+        return layer_inputs, torch.cat(final_states), tuple(layer_outputs)
 
 
 class AttentionPooling(nn.Module):
@@ -129,11 +135,12 @@ class AttentionPooling(nn.Module):
         self.projection = nn.Linear(hidden_size, hidden_size)
         self.score = nn.Linear(hidden_size, 1, bias=False)
 
-    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """`states` `(batch, seq_len, hidden)`, boolean `mask` `(batch, seq_len)` -> `(batch, hidden)`."""
+    def forward(self, states: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`states` `(batch, seq_len, hidden)`, boolean `mask` `(batch, seq_len)` -> the pooled `(batch, hidden)`
+        and the weights `(batch, seq_len)` (zero at padding)."""
         scores = self.score(torch.tanh(self.projection(states))).squeeze(-1)
         weights = torch.softmax(scores.masked_fill(~mask, torch.finfo(scores.dtype).min), dim=-1)
-        return torch.bmm(weights.unsqueeze(1), states).squeeze(1)
+        return torch.bmm(weights.unsqueeze(1), states).squeeze(1), weights
 
 
 class SelfContainedSavingMixin:
@@ -170,6 +177,7 @@ class RnnClassifierPreTrainedModel(SelfContainedSavingMixin, PreTrainedModel):
     config_class = RnnClassifierConfig
     base_model_prefix = "rnn"
     main_input_name = "input_ids"
+    supports_gradient_checkpointing = True  # per encoder layer (`RnnEncoderLayer`)
     _no_split_modules = ["RnnEncoderLayer"]
     remote_auto_map = {
         "AutoConfig": "configuration_rnn_classifier.RnnClassifierConfig",
@@ -246,14 +254,23 @@ class RnnClassifierModel(RnnClassifierPreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         **kwargs,
     ) -> BaseModelOutputWithPooling:
         """Encode `input_ids` `(batch, seq_len)`; `attention_mask` marks real tokens (left or right padding).
 
         `last_hidden_state` `(batch, max_len, num_directions * hidden_size)` holds the states of the real
         tokens moved to the front of each row (right-aligned), `pooler_output` `(batch, pooled_size)`.
-        A row without any real token is read as a single padding token.
+        A row without any real token is read as a single padding token. With `output_hidden_states`,
+        `hidden_states` holds the embeddings and every layer's states `(batch, max_len, ...)`, as BERT's do; with
+        `output_attentions` and `pooling="attention"`, `attentions` holds the pooling weights `(batch, 1, max_len)`
+        (one query over the tokens; no other pooling has attention, and `attentions` is then None).
         """
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if input_ids.dim() != 2:
             raise ValueError(f"`input_ids` must have shape (batch, seq_len), got {tuple(input_ids.shape)}.")
         if attention_mask is None:
@@ -264,26 +281,34 @@ class RnnClassifierModel(RnnClassifierPreTrainedModel):
         mask = torch.arange(max_len, device=input_ids.device) < lengths.unsqueeze(1)
 
         embedded = self.embedding_dropout(self.embeddings(input_ids))
-        states, final_states = self.encoder(embedded, lengths)
-        pooled = self.pool(states, final_states, mask)
-        return BaseModelOutputWithPooling(last_hidden_state=states, pooler_output=pooled)
+        states, final_states, layer_states = self.encoder(embedded, lengths)
+        pooled, weights = self.pool(states, final_states, mask)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=states,
+            pooler_output=pooled,
+            hidden_states=(embedded, *layer_states) if output_hidden_states else None,
+            attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
+        )
 
-    def pool(self, states: torch.Tensor, final_states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Reduce `(batch, seq_len, hidden)` states to `(batch, pooled_size)` over real tokens only."""
+    def pool(
+        self, states: torch.Tensor, final_states: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Reduce `(batch, seq_len, hidden)` states to `(batch, pooled_size)` over real tokens only; the attention
+        pooling's weights `(batch, seq_len)` come with it (None for the other poolings)."""
         pooling = self.config.pooling
         if pooling == "last":
             top_layer = final_states[-self.config.num_directions :]
-            return torch.cat(list(top_layer), dim=-1)
+            return torch.cat(list(top_layer), dim=-1), None
         if pooling == "attention":
             return self.attention_pooling(states, mask)
         mask3 = mask.unsqueeze(-1)
         mean = (states * mask3).sum(1) / mask3.sum(1)
         if pooling == "mean":
-            return mean
+            return mean, None
         maximum = states.masked_fill(~mask3, torch.finfo(states.dtype).min).amax(dim=1)
         if pooling == "max":
-            return maximum
-        return torch.cat([mean, maximum], dim=-1)
+            return maximum, None
+        return torch.cat([mean, maximum], dim=-1), None
 
 
 class RnnForSequenceClassification(RnnClassifierPreTrainedModel):
@@ -308,21 +333,27 @@ class RnnForSequenceClassification(RnnClassifierPreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput | tuple:
-        """Classify `input_ids` `(batch, seq_len)`; returns logits `(batch, num_labels)` and the loss if
-        `labels` `(batch,)` (or `(batch, num_labels)` for multi-label) are given."""
+        """Classify `input_ids` `(batch, seq_len)`; returns logits `(batch, num_labels)`, the loss if `labels`
+        `(batch,)` (or `(batch, num_labels)` for multi-label) are given, and `hidden_states` / `attentions` as
+        [`RnnClassifierModel`] returns them."""
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        encoded = self.rnn(input_ids, attention_mask=attention_mask)
+        encoded = self.rnn(
+            input_ids,
+            attention_mask=attention_mask,
+            output_attentions=output_attentions,
+            output_hidden_states=output_hidden_states,
+        )
         logits = self.classifier(self.dropout(encoded.pooler_output))
         loss = self.compute_loss(logits, labels) if labels is not None else None
-        hidden_states = (encoded.last_hidden_state,) if output_hidden_states else None
-        if not return_dict:
-            output = (logits,) if hidden_states is None else (logits, hidden_states)
-            return output if loss is None else (loss, *output)
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
+        output = SequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=encoded.hidden_states, attentions=encoded.attentions
+        )
+        return output if return_dict else output.to_tuple()
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Regression, single-label or multi-label loss, chosen as `BertForSequenceClassification` does."""

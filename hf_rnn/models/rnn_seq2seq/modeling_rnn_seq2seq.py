@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn import CrossEntropyLoss
 from transformers import GenerationMixin, Pipeline, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import ModelOutput
 
@@ -62,8 +63,9 @@ def gather_time(states: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 # Copied from hf_rnn.models.rnn_classifier.modeling_rnn_classifier.RnnEncoderLayer
-class RnnEncoderLayer(nn.Module):
-    """One recurrent layer: a left-to-right RNN and, if bidirectional, a right-to-left one."""
+class RnnEncoderLayer(GradientCheckpointingLayer):
+    """One recurrent layer: a left-to-right RNN and, if bidirectional, a right-to-left one. With gradient
+    checkpointing on, its activations are recomputed in the backward pass instead of kept."""
 
     def __init__(self, cell_type: str, input_size: int, hidden_size: int, bidirectional: bool):
         super().__init__()
@@ -120,21 +122,25 @@ class RnnEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.bidirectional = bidirectional
 
-    def forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, inputs: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, ...]]:
         """Encode right-padded `inputs` `(batch, seq_len, input_size)` with `lengths` `(batch,)` (all >= 1).
 
-        Returns outputs `(batch, seq_len, num_directions * hidden_size)` and final states
-        `(num_layers * num_directions, batch, hidden_size)`, ordered like `torch.nn.LSTM`'s `h_n`.
+        Returns outputs `(batch, seq_len, num_directions * hidden_size)`, final states
+        `(num_layers * num_directions, batch, hidden_size)` ordered like `torch.nn.LSTM`'s `h_n`, and every
+        layer's outputs (the last one is the first return value).
         """
         reverse = reversal_index(lengths, inputs.shape[1]) if self.bidirectional else None
-        final_states = []
+        final_states, layer_outputs = [], []
         layer_inputs = inputs
         for i, layer in enumerate(self.layers):
             if i > 0:
                 layer_inputs = self.dropout(layer_inputs)
             layer_inputs, layer_final = layer(layer_inputs, lengths, reverse)
             final_states.append(layer_final)
-        return layer_inputs, torch.cat(final_states)
+            layer_outputs.append(layer_inputs)
+        return layer_inputs, torch.cat(final_states), tuple(layer_outputs)
 
 
 # Copied from hf_rnn.models.rnn_classifier.modeling_rnn_classifier.init_recurrent_weights
@@ -456,7 +462,7 @@ class RnnSeq2SeqEncoder(nn.Module):
         src_mask = torch.arange(max_len, device=input_ids.device) < lengths.unsqueeze(1)
 
         embedded = self.embedding_dropout(self.embeddings(input_ids))
-        states, final_states = self.rnn(embedded, lengths)
+        states, final_states, _ = self.rnn(embedded, lengths)
         return RnnSeq2SeqEncoderOutput(
             last_hidden_state=states, final_states=final_states.transpose(0, 1), attention_mask=src_mask.long()
         )
@@ -776,6 +782,7 @@ class RnnSeq2SeqPreTrainedModel(SelfContainedSavingMixin, PreTrainedModel):
     config_class = RnnSeq2SeqConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
+    supports_gradient_checkpointing = True  # per encoder layer (`RnnEncoderLayer`)
     _no_split_modules = ["RnnSeq2SeqEncoder", "RnnSeq2SeqDecoder"]
     remote_auto_map = {
         "AutoConfig": "configuration_rnn_seq2seq.RnnSeq2SeqConfig",
@@ -810,6 +817,49 @@ class RnnSeq2SeqPreTrainedModel(SelfContainedSavingMixin, PreTrainedModel):
         elif isinstance(module, nn.RNNBase):
             init_recurrent_weights(module)
 
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Resize the source vocabulary and, with `share_embeddings` (one joint vocabulary), the target embeddings
+        and output layer with it; a separate target vocabulary is resized by `resize_target_token_embeddings`.
+        `vocab_size` / `target_vocab_size` follow, so the model saves and loads again; `target_token_ids` keeps its
+        ids below the new size (new tokens are not generated until they are added to it)."""
+        if self.config.share_embeddings:
+            embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+            self.set_target_vocab_size(embeddings.num_embeddings)
+            return embeddings
+        base = self.base_model
+        embeddings = self._get_resized_embeddings(
+            base.get_input_embeddings(), new_num_tokens, pad_to_multiple_of, mean_resizing
+        )
+        base.set_input_embeddings(embeddings)
+        self.config.vocab_size = embeddings.num_embeddings
+        return embeddings
+
+    def resize_target_token_embeddings(self, new_num_tokens: int, mean_resizing: bool = True) -> nn.Embedding:
+        """Resize a separate target vocabulary (`share_embeddings=False`): target embeddings and output layer."""
+        if self.config.share_embeddings:
+            raise ValueError("source and target share one vocabulary: resize it with `resize_token_embeddings`.")
+        decoder = self.base_model.decoder
+        decoder.embeddings = self._get_resized_embeddings(
+            decoder.embeddings, new_num_tokens, mean_resizing=mean_resizing
+        )
+        decoder.output_projection = self._get_resized_lm_head(
+            decoder.output_projection, new_num_tokens, mean_resizing=mean_resizing
+        )
+        self.set_target_vocab_size(new_num_tokens)
+        self.tie_weights()
+        return decoder.embeddings
+
+    def set_target_vocab_size(self, size: int) -> None:
+        """Record a resized target vocabulary in the config and the decoder's output index."""
+        config, decoder = self.config, self.base_model.decoder
+        config.target_vocab_size = decoder.target_vocab_size = size
+        if config.target_token_ids is not None:
+            config.target_token_ids = [token_id for token_id in config.target_token_ids if token_id < size]
+            decoder.target_token_ids = config.target_token_ids
+        decoder._output_index_cache.clear()
+
 
 class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
     """The bare recurrent encoder-decoder ([`RnnSeq2SeqEncoder`] + [`RnnSeq2SeqDecoder`]), as `MarianModel` is to
@@ -841,6 +891,12 @@ class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
     def get_target_embeddings(self) -> nn.Embedding:
         """The target embedding matrix (the source one when `share_embeddings`)."""
         return self.encoder.embeddings if self.decoder.embeddings is None else self.decoder.embeddings
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.decoder.output_projection
+
+    def set_output_embeddings(self, value: nn.Linear) -> None:
+        self.decoder.output_projection = value
 
     def encode_and_decode(
         self,
