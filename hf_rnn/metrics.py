@@ -1,8 +1,9 @@
 """Metrics computed locally (no Hub download): accuracy and macro-F1 with numpy, BLEU and chrF with sacreBLEU.
 
 The same metrics are available through the `evaluate` API, offline: `load_metric("accuracy" | "f1" |
-"sacrebleu" | "chrf")` loads the metric modules shipped in `hf_rnn/evaluate_metrics/`, which call the functions
-below.
+"sacrebleu" | "chrf")` loads the metric modules shipped in `hf_rnn/evaluate_metrics/`, which take the inputs and
+return the keys of the `evaluate` metrics they are named after (`score` for sacrebleu and chrf, `f1` binary by
+default), computed with the same settings as the functions below.
 """
 
 from pathlib import Path

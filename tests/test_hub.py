@@ -588,7 +588,10 @@ def test_evaluate_metric_modules_match_hf_rnn_metrics_on_model_outputs(classifie
     f1 = load_metric("f1")
     f1.add_batch(predictions=predictions[:30], references=labels[:30])
     f1.add_batch(predictions=predictions[30:], references=labels[30:])
-    assert f1.compute() == {"f1": expected["macro_f1"]}
+    assert f1.compute(average="macro") == {"f1": expected["macro_f1"]}
+    positive = sum(p == 1 and r == 1 for p, r in zip(predictions, labels))
+    binary = 2 * positive / (predictions.count(1) + labels.count(1))
+    assert load_metric("f1").compute(predictions=predictions, references=labels) == {"f1": binary}  # evaluate's default
 
     pairs = pd.read_parquet(REPO / "hf_rnn" / "sample_data" / "multi30k" / "test.parquet").head(20)["translation"]
     tokenizer = AutoTokenizer.from_pretrained(seq2seq_run)
@@ -597,10 +600,12 @@ def test_evaluate_metric_modules_match_hf_rnn_metrics_on_model_outputs(classifie
     references = [pair["en"] for pair in pairs]
     expected = translation_metrics(hypotheses, references)
     bleu = load_metric("sacrebleu").compute(predictions=hypotheses, references=references)
-    chrf = load_metric("chrf").compute(predictions=hypotheses, references=references)
-    assert bleu == {"bleu": expected["bleu"], "bleu_signature": expected["bleu_signature"]}
-    assert chrf == {"chrf": expected["chrf"], "chrf_signature": expected["chrf_signature"]}
-    assert chrf["chrf"] > 0  # real (poor) translations, not empty strings
+    chrf = load_metric("chrf").compute(predictions=hypotheses, references=[[reference] for reference in references])
+    # The keys of evaluate's own sacrebleu / chrf (before: `bleu` / `chrf` and a signature).
+    assert sorted(bleu) == ["bp", "counts", "precisions", "ref_len", "score", "sys_len", "totals"]
+    assert sorted(chrf) == ["beta", "char_order", "score", "word_order"]
+    assert (round(bleu["score"], 2), round(chrf["score"], 2)) == (expected["bleu"], expected["chrf"])
+    assert chrf["score"] > 0  # real (poor) translations, not empty strings
 
 
 def test_load_metric_names_the_metrics_it_ships():
