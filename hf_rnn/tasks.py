@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict
+from torch.utils.data import SequentialSampler
 from transformers import (
     DataCollatorForSeq2Seq,
     DataCollatorWithPadding,
@@ -196,13 +197,52 @@ class TeacherForcingScheduleCallback(TrainerCallback):
             model.config.teacher_forcing_ratio = self.start
 
 
-class GenerationConfigKeepingTrainer(Seq2SeqTrainer):
-    """A `Seq2SeqTrainer` whose evaluation leaves the model's `generation_config` as it was.
+class TranslationMetrics:
+    """`compute_metrics` for translation: sacreBLEU and chrF of the decoded predictions against the raw reference
+    strings of the split being scored (`references`, set by `TranslationTrainer`), as `hf-rnn evaluate` scores them.
+    Without them it falls back to the labels tokenized and decoded again, which lose what the tokenizer changes
+    (normalisation, characters outside the vocabulary, words past `model_max_length`)."""
 
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.references: list[str] | None = None
+
+    def __call__(self, prediction) -> dict[str, float]:
+        hypotheses = decode_token_ids(self.tokenizer, prediction.predictions)
+        references = self.references
+        if references is None or len(references) != len(hypotheses):
+            references = decode_token_ids(self.tokenizer, prediction.label_ids)
+        scores = translation_metrics(hypotheses, references)
+        return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
+
+
+class TranslationTrainer(Seq2SeqTrainer):
+    """A `Seq2SeqTrainer` that scores against the raw references and leaves `generation_config` as it was.
+
+    Before each evaluation or prediction, the `reference` column of the split (raw target strings, in the order of
+    its rows, which is the order of the predictions: evaluation runs sequentially) is handed to `TranslationMetrics`.
     transformers' `Seq2SeqTrainer.prediction_step` fills every unset generation default into the model's own
     config (`max_length=20` next to our `max_new_tokens`): every later `generate()` then warned "Both
     `max_new_tokens` and `max_length` seem to have been set", and the saved model carried that contradiction.
     """
+
+    def evaluate(self, eval_dataset=None, *args, **kwargs):
+        self.use_references(eval_dataset if eval_dataset is not None else self.eval_dataset)
+        return super().evaluate(eval_dataset, *args, **kwargs)
+
+    def predict(self, test_dataset, *args, **kwargs):
+        self.use_references(test_dataset)
+        return super().predict(test_dataset, *args, **kwargs)
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Rows in dataset order (the training path sorts evaluation splits by length already), so that predictions
+        line up with `references`; transformers' length-grouped eval sampler would shuffle them."""
+        return None if eval_dataset is None else SequentialSampler(eval_dataset)
+
+    def use_references(self, dataset) -> None:
+        if isinstance(self.compute_metrics, TranslationMetrics):
+            has_references = isinstance(dataset, Dataset) and "reference" in dataset.column_names
+            self.compute_metrics.references = dataset["reference"] if has_references else None
 
     def prediction_step(self, *args, **kwargs):
         saved = copy.deepcopy(self.model.generation_config)
@@ -216,7 +256,7 @@ class TranslationTask(TaskAdapter):
     """Sentence-pair translation from a `translation` column of `{lang: text}` dicts (the Hub schema)."""
 
     arguments_class = Seq2SeqTrainingArguments
-    trainer_class = GenerationConfigKeepingTrainer
+    trainer_class = TranslationTrainer
     config_class = RnnSeq2SeqConfig
     model_family = "rnn_seq2seq"
     placeholder_fixed = {
@@ -255,6 +295,7 @@ class TranslationTask(TaskAdapter):
             targets = [pair[data.target_lang] for pair in batch["translation"]]
             encoded = tokenizer(sources, text_target=targets, truncation=True)
             encoded["length"] = [len(s) + len(t) for s, t in zip(encoded["input_ids"], encoded["labels"])]
+            encoded["reference"] = targets  # scored as they are (see `TranslationMetrics`), not tokenized and decoded
             return encoded
 
         return encode
@@ -280,14 +321,8 @@ class TranslationTask(TaskAdapter):
     def collator(self, tokenizer, model):
         return DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100)
 
-    def metrics_function(self, tokenizer) -> Callable:
-        def compute(prediction) -> dict[str, float]:
-            hypotheses = decode_token_ids(tokenizer, prediction.predictions)
-            references = decode_token_ids(tokenizer, prediction.label_ids)
-            scores = translation_metrics(hypotheses, references)
-            return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
-
-        return compute
+    def metrics_function(self, tokenizer) -> "TranslationMetrics":
+        return TranslationMetrics(tokenizer)
 
     def training_defaults(self, recipe: Recipe) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hub_layouts import multi30k_layout
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
@@ -92,6 +93,47 @@ def test_multi30k_slice_training_gives_bleu_above_zero(m30k_run):
     results = json.loads((m30k_run / "test_results.json").read_text())
     assert results["test_bleu"] > 1.0, results
     assert results["test_examples"] == 300
+
+
+@pytest.mark.slow
+def test_training_bleu_is_scored_on_the_raw_references(m30k_run):
+    """The run's test BLEU equals sacreBLEU of the same greedy translations against the reference strings as they
+    are in the data (as `hf-rnn evaluate` scores), not against references tokenized and decoded again."""
+    from hf_rnn.data import load_task_splits
+    from hf_rnn.metrics import translation_metrics
+    from hf_rnn.translation import generate_translations
+
+    recipe = load_recipe(m30k_run / "recipe.yaml")
+    pairs = load_task_splits(recipe.data, "sample", ["translation"])["test"]["translation"]
+    tokenizer = AutoTokenizer.from_pretrained(m30k_run)
+    model = AutoModelForSeq2SeqLM.from_pretrained(m30k_run).eval()
+    sources, references = [pair["de"] for pair in pairs], [pair["en"] for pair in pairs]
+    hypotheses = generate_translations(model, tokenizer, sources, num_beams=1, max_new_tokens=60, progress=False)
+    results = json.loads((m30k_run / "test_results.json").read_text())
+    assert results["test_bleu"] == translation_metrics(hypotheses, references)["bleu"]
+
+
+@pytest.mark.slow
+def test_translation_metrics_use_the_references_over_labels_that_lost_words(m30k_run):
+    """Labels truncated at `model_max_length` decode to shortened references; the raw strings are scored instead."""
+    from transformers import EvalPrediction
+
+    from hf_rnn.metrics import translation_metrics
+    from hf_rnn.tasks import TranslationMetrics
+
+    tokenizer = AutoTokenizer.from_pretrained(m30k_run, model_max_length=6)
+    references = ["A man in a blue shirt is standing on a ladder.", "Two dogs run through the tall green grass."]
+    hypotheses = ["A man in a blue shirt stands on a ladder.", "Two dogs run in the grass."]
+    labels = tokenizer(text_target=references, truncation=True, padding=True)["input_ids"]
+    predictions = tokenizer(text_target=hypotheses, padding=True)["input_ids"]
+    metrics = TranslationMetrics(tokenizer)
+    metrics.references = references
+    scores = metrics(EvalPrediction(predictions=np.array(predictions), label_ids=np.array(labels)))
+    assert scores["bleu"] == translation_metrics(hypotheses, references)["bleu"]
+    metrics.references = None  # the old way: the truncated labels, decoded
+    assert (
+        metrics(EvalPrediction(predictions=np.array(predictions), label_ids=np.array(labels)))["bleu"] != scores["bleu"]
+    )
 
 
 @pytest.mark.slow
