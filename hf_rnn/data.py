@@ -46,6 +46,7 @@ class DataConfig:
             both sides: a column of the training split holding a group id, or a grouping that ships with
             hf_rnn (`imdb_movies`: the reviews of one movie; see `hf_rnn.groupings`). None: single examples.
         text_column / label_column: classification columns.
+        language: the language of the classification texts (an ISO 639-1 code), for the model card.
         source_lang / target_lang: translation direction: the languages' keys in a `translation` column, or
             (flat datasets such as `bentrevett/multi30k`) the names of the source and target columns.
         source_column / target_column: flat source and target text columns with other names (`src` / `tgt`);
@@ -64,6 +65,7 @@ class DataConfig:
     validation_groups: str | None = None
     text_column: str = "text"
     label_column: str = "label"
+    language: str = "en"
     source_lang: str = "de"
     target_lang: str = "en"
     source_column: str | None = None

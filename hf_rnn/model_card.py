@@ -44,7 +44,11 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "metrics": [("bleu", "bleu", "sacreBLEU", {}), ("chrf", "chrf", "chrF", {})],
     },
 }
-# A sentence per source language for the usage snippets of translation cards.
+# The card's license: hf_rnn's own (its code ships in the repo, and the weights are released under it too).
+CARD_LICENSE = "apache-2.0"
+# The text a classifier card offers in the Hub widget.
+EXAMPLE_REVIEW = "A moving story, wonderfully acted, with an ending I did not see coming."
+# A sentence per source language for the usage snippets and widget of translation cards.
 EXAMPLE_SOURCES = {
     "de": "Ein Hund läuft über eine grüne Wiese.",
     "en": "A dog runs across a green meadow.",
@@ -258,13 +262,17 @@ def build_model_card(
     sets = evaluation_sets(output_dir, recipe, results, versions)
     model_name = repo_id.split("/")[-1] if repo_id else output_dir.resolve().name
     data = recipe.data
+    is_translation = model_family == "rnn_seq2seq"
+    example = EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"]) if is_translation else EXAMPLE_REVIEW
     card_data = ModelCardData(
         model_name=model_name,
         library_name="transformers",
+        license=CARD_LICENSE,
         pipeline_tag=FAMILIES[model_family]["task_type"],
         tags=["hf_rnn", model_family, config.get("cell_type", "rnn"), "custom_code"],
         datasets=[data.dataset],
-        language=[data.source_lang, data.target_lang] if model_family == "rnn_seq2seq" else None,
+        language=[data.source_lang, data.target_lang] if is_translation else [data.language],
+        widget=[{"text": example}],
         metrics=[metric_type for _, metric_type, _, _ in FAMILIES[model_family]["metrics"]],
         eval_results=eval_results(model_family, sets) or None,
     )

@@ -262,6 +262,9 @@ def test_classifier_card_metadata_equals_test_results_and_states_the_run(classif
     header = card_header(readme)
     assert header["model-index"][0]["results"][0]["dataset"]["split"] == "test"
     assert header["library_name"] == "transformers" and header["pipeline_tag"] == "text-classification"
+    # Before: no license, language or widget.
+    assert (header["license"], header["language"], header["datasets"]) == ("apache-2.0", ["en"], ["stanfordnlp/imdb"])
+    assert header["widget"][0]["text"].startswith("A moving story")
     card = readme.read_text()
     run_info = json.loads((classifier_run / "run_info.json").read_text())
     assert run_info["split_sizes"] == {"train": 300, "validation": 100, "test": 100}
@@ -309,7 +312,13 @@ def test_translation_card_reports_test_and_evaluate_results_with_signatures(seq2
         "args": {"examples": 20},  # a capped evaluation says how much of the split it scored
     }
     card = readme.read_text()
-    assert card_header(readme)["language"] == ["de", "en"]
+    header = card_header(readme)
+    assert (header["language"], header["license"], header["pipeline_tag"]) == (
+        ["de", "en"],
+        "apache-2.0",
+        "translation",
+    )
+    assert header["widget"] == [{"text": "Ein Hund läuft über eine grüne Wiese."}]
     assert '"someone/m30k-tiny"' in card and "| wmt/wmt14 | newstest2014 | 20 | sacreBLEU |" in card
 
 
