@@ -24,7 +24,7 @@ from safetensors import safe_open
 from . import __version__ as hf_rnn_version
 from .data import DATASET_PRESETS, SAMPLE_DATA_DIR, resolve_data_dir
 from .metrics import translation_signatures
-from .recipe import Recipe
+from .recipe import DEFAULT_SEED, Recipe
 
 # Package data (pyproject.toml), so a wheel install has the templates too.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
@@ -44,6 +44,8 @@ FAMILIES: dict[str, dict[str, Any]] = {
         "metrics": [("bleu", "bleu", "sacreBLEU", {}), ("chrf", "chrf", "chrF", {})],
     },
 }
+# Written beside a run by `scripts/seed_summary.py --into-runs`: the recipe's results over several seeds.
+SEEDS_FILE = "seeds.json"
 # The card's license: hf_rnn's own (its code ships in the repo, and the weights are released under it too).
 CARD_LICENSE = "apache-2.0"
 # The text a classifier card offers in the Hub widget.
@@ -251,6 +253,21 @@ def data_context(recipe: Recipe, run_info: dict[str, Any], results: dict[str, An
     }
 
 
+def seed_spread(report: dict[str, Any]) -> dict[str, Any] | None:
+    """What a card says about other seeds of its recipe, from a `seeds.json` (`scripts/seed_summary.py`)."""
+    if not report.get("runs"):
+        return None
+    digits = 4 if report.get("kind") == "imdb" else 2
+    return {
+        "runs": report["runs"],
+        "seeds": ", ".join(str(run["training_seed"]) for run in report["runs"]),
+        "stats": [
+            {key: round(value, digits) if isinstance(value, float) else value for key, value in stats.items()}
+            for stats in report["summary"].values()
+        ],
+    }
+
+
 def build_model_card(
     output_dir: Path, model_family: str, recipe: Recipe, results: dict[str, Any], repo_id: str | None = None
 ) -> ModelCard:
@@ -305,6 +322,8 @@ def build_model_card(
         example_source=EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"]),
         num_beams=recipe.options.generation_num_beams,
         max_new_tokens=recipe.options.generation_max_new_tokens,
+        seed=recipe.training.get("seed", DEFAULT_SEED),
+        seed_spread=seed_spread(read_json(output_dir / SEEDS_FILE)),
     )
 
 

@@ -20,6 +20,7 @@ from .data import DataConfig
 from .tokenization import TokenizerConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
+DEFAULT_SEED = 42  # `training.seed` (and `data.seed`) of a recipe that sets none
 TASKS = ("classification", "translation")
 SECTIONS = ("task", "model", "tokenizer", "data", "training")
 

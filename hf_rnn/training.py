@@ -25,7 +25,7 @@ from .data import DataConfig, load_task_splits
 from .hub import push
 from .model_card import write_run_info
 from .network import hub_is_offline
-from .recipe import Recipe, RecipeError
+from .recipe import DEFAULT_SEED, Recipe, RecipeError
 from .tasks import TASK_ADAPTERS, TaskAdapter
 from .tokenization import train_tokenizer
 
@@ -45,7 +45,7 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "ddp_find_unused_parameters": False,
     "use_cpu": not torch.cuda.is_available(),
     "dataloader_num_workers": 0,
-    "seed": 42,
+    "seed": DEFAULT_SEED,
 }
 
 

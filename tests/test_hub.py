@@ -323,6 +323,35 @@ def test_translation_card_reports_test_and_evaluate_results_with_signatures(seq2
 
 
 @pytest.mark.slow
+def test_card_states_the_seed_and_the_spread_over_seeds(classifier_run, tmp_path):
+    runs = []
+    for seed, accuracy in ((42, 0.81), (43, 0.79)):
+        run = Path(shutil.copytree(classifier_run, tmp_path / f"run-{seed}"))
+        recipe = yaml.safe_load((run / "recipe.yaml").read_text())
+        recipe["training"]["seed"] = seed
+        (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        results = json.loads((run / "test_results.json").read_text())
+        (run / "test_results.json").write_text(json.dumps({**results, "test_accuracy": accuracy}))
+        runs.append(run)
+    script = REPO / "scripts" / "seed_summary.py"
+    command = [
+        sys.executable,
+        str(script),
+        "imdb",
+        *map(str, runs),
+        "--into-runs",
+        "--output",
+        str(tmp_path / "s.json"),
+    ]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
+    summary = json.loads((tmp_path / "s.json").read_text())["summary"]["test_accuracy"]
+    assert summary["mean"] == pytest.approx(0.80) and summary["std"] == pytest.approx(0.01414, abs=1e-5)
+    card = (runs[1] / "README.md").read_text()
+    assert "| training seed | 43 |" in card
+    assert "trained with 2 seeds (42, 43; this model is seed\n43): test accuracy 0.8 ± 0.0141 (min 0.79," in card
+
+
+@pytest.mark.slow
 def test_card_usage_snippets_work_as_written(classifier_run, seq2seq_run, tmp_path, capsys):
     snippets = {}
     for run in (classifier_run, seq2seq_run):
