@@ -199,3 +199,15 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
     torch.testing.assert_close(grads[0][0], grads[1][0])
     for name, grad in grads[0][1].items():
         torch.testing.assert_close(grads[1][1][name], grad, msg=name)
+
+
+def test_resize_token_embeddings_round_trips(tmp_path):
+    model = tiny_model()
+    input_ids = torch.randint(1, 40, (2, 5))
+    before = model(input_ids).logits
+    model.resize_token_embeddings(45)
+    assert model.config.vocab_size == 45 and model.get_input_embeddings().num_embeddings == 45
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(input_ids).logits, before)
+    assert loaded(torch.tensor([[44, 43, 1]])).logits.shape == (1, 2)  # the new ids embed
