@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rerun every headline number of the README from scratch, one run after another, and write tables to compare with
-# it. Long: about 1.5 h (IMDB, 3 seeds) + 1.5 h (Multi30k, 3 seeds) + 10 min (benchmark) on 2 CPU cores, and the
+# it. Long: about 25 min (IMDB, 3 seeds of 8.5 min) + 1.5 h (Multi30k, 3 seeds) + 10 min (benchmark) on 2 CPU cores, and the
 # Joey NMT side by side (about 1 h) when a Joey venv is given. Nothing else should run on the machine meanwhile.
 #   DATA=../shared/data OUT=runs/reproduce scripts/reproduce.sh            # JOEY_VENV=~/hf-rnn-peers/joey-venv adds Joey
 # Results: $OUT/*.json (per-seed and mean ± std, the same files as docs/seeds/), $OUT/README_numbers.md.
