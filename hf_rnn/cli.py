@@ -84,8 +84,10 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--data-dir", help="local data folder, 'sample', or $HF_RNN_DATA_DIR")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-samples", type=int, help="score only the first N examples")
-    parser.add_argument("--num-beams", type=int, default=5, help="beam size (translation)")
-    parser.add_argument("--max-new-tokens", type=int, default=100, help="generation limit (translation)")
+    parser.add_argument("--num-beams", type=int, help="beam size (translation; default: the model's generation_config)")
+    parser.add_argument(
+        "--max-new-tokens", type=int, help="generation limit (translation; default: the model's generation_config)"
+    )
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
     parser.set_defaults(handler=run_evaluate)
@@ -117,8 +119,8 @@ def add_translate_parser(subparsers) -> None:
     parser = subparsers.add_parser("translate", help="translate texts with a saved encoder-decoder")
     parser.add_argument("model", help="a saved model directory (or Hub id)")
     parser.add_argument("texts", nargs="*", help="texts to translate (default: one per line on stdin)")
-    parser.add_argument("--num-beams", type=int, default=5)
-    parser.add_argument("--max-new-tokens", type=int, default=100)
+    parser.add_argument("--num-beams", type=int, help="beam size (default: the model's generation_config)")
+    parser.add_argument("--max-new-tokens", type=int, help="generation limit (default: the model's generation_config)")
     parser.add_argument("--plot-attention", metavar="FILE.png", help="draw the attention of the first text")
     parser.set_defaults(handler=run_translate)
 

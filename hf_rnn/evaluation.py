@@ -85,8 +85,8 @@ def evaluate_model(
     data_dir: str | os.PathLike | None = None,
     batch_size: int = 64,
     max_samples: int | None = None,
-    num_beams: int = 5,
-    max_new_tokens: int = 100,
+    num_beams: int | None = None,
+    max_new_tokens: int | None = None,
     threads: int | None = None,
 ) -> dict[str, Any]:
     """Load a saved model and its tokenizer, score it on `split`, and report speed and peak memory."""

@@ -24,11 +24,14 @@ def generate_translations(
     tokenizer,
     sources: list[str],
     batch_size: int = 64,
-    num_beams: int = 5,
-    max_new_tokens: int = 100,
+    num_beams: int | None = None,
+    max_new_tokens: int | None = None,
     progress: bool = True,
 ) -> list[str]:
     """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order.
+
+    `num_beams` / `max_new_tokens` left at None take the model's `generation_config` (what the recipe saved, and
+    what the pipeline uses).
 
     Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
     undecodable characters are cleaned by `clean_text`; empty or whitespace-only sources translate to ""
@@ -48,8 +51,7 @@ def generate_translations(
             generated = model.generate(
                 input_ids=encoded["input_ids"],
                 attention_mask=encoded["attention_mask"],
-                num_beams=num_beams,
-                max_new_tokens=max_new_tokens,
+                **generation_settings(num_beams, max_new_tokens),
             )
             for i, text in zip(index, decode_token_ids(tokenizer, generated.numpy())):
                 outputs[i] = text
@@ -63,14 +65,20 @@ def generate_translations(
     return outputs
 
 
+def generation_settings(num_beams: int | None, max_new_tokens: int | None) -> dict[str, int]:
+    """The generation keywords given (not None); the others come from the model's `generation_config`."""
+    settings = {"num_beams": num_beams, "max_new_tokens": max_new_tokens}
+    return {key: value for key, value in settings.items() if value is not None}
+
+
 def evaluate_translator(
     model_dir: str,
     tokenizer,
     split,
     data: DataConfig,
     batch_size: int,
-    num_beams: int,
-    max_new_tokens: int,
+    num_beams: int | None,
+    max_new_tokens: int | None,
 ) -> dict[str, Any]:
     """sacreBLEU and chrF (with signatures) of beam-search translations of `split`, and the decoding speed.
 
@@ -86,7 +94,8 @@ def evaluate_translator(
     generation_seconds = time.perf_counter() - started
     return {
         "direction": f"{data.source_lang}-{data.target_lang}",
-        "num_beams": num_beams,
+        "num_beams": num_beams if num_beams is not None else model.generation_config.num_beams,
+        "max_new_tokens": max_new_tokens if max_new_tokens is not None else model.generation_config.max_new_tokens,
         **translation_metrics(hypotheses, references),
         "generation_seconds": round(generation_seconds, 3),
         "generation_sentences_per_second": round(len(sources) / max(generation_seconds, 1e-9), 2),
@@ -97,7 +106,9 @@ def evaluate_translator(
     }
 
 
-def translate_with_attention(model, tokenizer, text: str, num_beams: int = 5, max_new_tokens: int = 100) -> dict:
+def translate_with_attention(
+    model, tokenizer, text: str, num_beams: int | None = None, max_new_tokens: int | None = None
+) -> dict:
     """Translate one text and return the attention weights `(tgt_len, src_len)` with both token lists.
 
     The weights come from a teacher-forced pass over the generated output, so each row is the attention
@@ -105,7 +116,7 @@ def translate_with_attention(model, tokenizer, text: str, num_beams: int = 5, ma
     """
     encoded = tokenizer([text], truncation=True, return_tensors="pt")
     with torch.inference_mode():
-        generated = model.generate(**encoded, num_beams=num_beams, max_new_tokens=max_new_tokens)
+        generated = model.generate(**encoded, **generation_settings(num_beams, max_new_tokens))
         target_ids = generated[0]
         target_ids = target_ids[target_ids != model.config.pad_token_id]
         eos = (target_ids == model.config.eos_token_id).nonzero()

@@ -204,10 +204,12 @@ def test_evaluate_on_a_bentrevett_shaped_folder(m30k_run, tmp_path):
     """`hf-rnn evaluate --dataset <folder>` with flat `en`/`de` jsonl columns, as `bentrevett/multi30k` has them."""
     folder = multi30k_layout(tmp_path / "multi30k")
     out = tmp_path / "m30k.json"
-    arguments = ["evaluate", str(m30k_run), "--dataset", str(folder), "--max-samples", "30", "--num-beams", "1"]
+    arguments = ["evaluate", str(m30k_run), "--dataset", str(folder), "--max-samples", "30"]
     assert cli_main([*arguments, "--json", str(out)]) == 0
     metrics = json.loads(out.read_text())
     assert metrics["examples"] == 30 and metrics["dataset"] == str(folder) and metrics["bleu"] > 0
+    # Without --num-beams / --max-new-tokens: the recipe's settings saved in generation_config (before: beam 5, 100).
+    assert (metrics["num_beams"], metrics["max_new_tokens"]) == (1, 60)
 
 
 @pytest.mark.parametrize(
