@@ -14,9 +14,9 @@ from transformers import AutoModelForSequenceClassification
 from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split, resolve_data_dir
 from .hub import run_file
 from .loading import ModelLoadError, load_config, load_model, load_tokenizer
+from .memory import peak_rss_mb
 from .metrics import classification_metrics
 from .tokenization import clean_text, truncated_flags
-from .training import peak_rss_mb
 
 
 def recipe_data_config(model_dir: str) -> DataConfig:

@@ -28,6 +28,7 @@ from .model_card import write_model_card
 from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
 from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .recipe import Recipe, RecipeError
+from .tokenization import decode_token_ids
 
 
 def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, Any]):
@@ -353,18 +354,6 @@ def target_token_ids(tokenizer, train_split: Dataset, target_lang: str) -> list[
             seen[ids] = True
     seen[tokenizer.all_special_ids] = True
     return np.flatnonzero(seen).tolist()
-
-
-def decode_token_ids(tokenizer, token_ids: np.ndarray) -> list[str]:
-    """Detokenised strings from generated ids or labels; -100 and everything after the first EOS are dropped."""
-    texts = []
-    for row in np.asarray(token_ids):
-        row = row[row != -100]
-        eos_positions = np.flatnonzero(row == tokenizer.eos_token_id)
-        if len(eos_positions):
-            row = row[: eos_positions[0]]
-        texts.append(tokenizer.decode(row.tolist(), skip_special_tokens=True).strip())
-    return texts
 
 
 TASK_ADAPTERS: dict[str, TaskAdapter] = {"classification": ClassificationTask(), "translation": TranslationTask()}

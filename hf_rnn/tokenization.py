@@ -10,6 +10,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -194,3 +195,15 @@ def count_truncated(tokenizer, texts: list[str], batch_size: int = 1000) -> int:
         batch = [clean_text(text) for text in texts[start : start + batch_size]]
         count += sum(truncated_flags(tokenizer(batch, truncation=True)))
     return count
+
+
+def decode_token_ids(tokenizer, token_ids: np.ndarray) -> list[str]:
+    """Detokenised strings from generated ids or labels; -100 and everything after the first EOS are dropped."""
+    texts = []
+    for row in np.asarray(token_ids):
+        row = row[row != -100]
+        eos_positions = np.flatnonzero(row == tokenizer.eos_token_id)
+        if len(eos_positions):
+            row = row[: eos_positions[0]]
+        texts.append(tokenizer.decode(row.tolist(), skip_special_tokens=True).strip())
+    return texts

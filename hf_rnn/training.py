@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import os
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_see
 from .checkpoints import resolve_resume_checkpoint
 from .data import DataConfig, load_task_splits
 from .hub import push
+from .memory import peak_rss_mb
 from .model_card import write_run_info
 from .network import hub_is_offline
 from .recipe import DEFAULT_SEED, Recipe, RecipeError
@@ -47,11 +47,6 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "dataloader_num_workers": 0,
     "seed": DEFAULT_SEED,
 }
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def prepare_tokenizer(

@@ -13,8 +13,7 @@ from transformers import AutoModelForSeq2SeqLM
 from .data import DataConfig
 from .loading import load_model
 from .metrics import translation_metrics
-from .tasks import decode_token_ids
-from .tokenization import clean_text, count_truncated, truncated_flags
+from .tokenization import clean_text, count_truncated, decode_token_ids, truncated_flags
 
 logger = logging.getLogger(__name__)
 

@@ -56,3 +56,13 @@ def test_model_card_renders_from_the_unpacked_wheel(wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "['rnn_classifier.md', 'rnn_seq2seq.md']"
+
+
+def test_scoring_and_translating_do_not_load_the_training_path():
+    """`hf-rnn evaluate` / `translate` read a saved model; they must not import the Trainer path to do so."""
+    script = (
+        "import sys, hf_rnn.evaluation, hf_rnn.translation; "
+        "print(sorted(name for name in ('hf_rnn.training', 'hf_rnn.tasks') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.strip() == "[]"
