@@ -905,10 +905,19 @@ class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
         decoder_input_ids: torch.Tensor,
         encoder_outputs: RnnSeq2SeqEncoderOutput | tuple | None,
         cache: RnnSeq2SeqCache | None,
+        use_cache: bool | None,
+        output_attentions: bool | None,
+        output_hidden_states: bool | None,
         compute_logits: bool,
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None, RnnSeq2SeqCache, torch.Tensor]:
-        """Encode `input_ids` (or reuse `encoder_outputs`) and decode `decoder_input_ids`; returns the decoder's
-        `(logits, attentional, weights, cache)` and the encoder states."""
+    ) -> tuple[torch.Tensor | None, torch.Tensor, dict[str, Any]]:
+        """Encode `input_ids` (or reuse `encoder_outputs`) and decode `decoder_input_ids`. Returns the logits (None
+        without `compute_logits`), the attentional vectors, and the output fields both model outputs share (`cache`,
+        `decoder_hidden_states`, `cross_attentions`, `encoder_last_hidden_state`), the flags defaulting to the config
+        (`use_cache` to `config.use_cache` outside training)."""
+        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
+        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if encoder_outputs is None:
             if input_ids is None:
                 raise ValueError("Pass `input_ids` or `encoder_outputs`.")
@@ -924,7 +933,7 @@ class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
         src_mask = encoder_outputs.attention_mask if encoder_outputs.attention_mask is not None else attention_mask
         if src_mask is None:
             src_mask = torch.ones(encoder_states.shape[:2], dtype=torch.bool, device=encoder_states.device)
-        decoded = self.decoder(
+        logits, attentional, weights, new_cache = self.decoder(
             decoder_input_ids,
             self.get_target_embeddings(),
             encoder_states,
@@ -934,7 +943,13 @@ class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
             teacher_forcing_ratio=self.config.teacher_forcing_ratio,
             compute_logits=compute_logits,
         )
-        return (*decoded, encoder_states)
+        fields = {
+            "cache": new_cache if use_cache else None,
+            "decoder_hidden_states": (attentional,) if output_hidden_states else None,
+            "cross_attentions": (weights.unsqueeze(1),) if output_attentions and weights is not None else None,
+            "encoder_last_hidden_state": encoder_states,
+        }
+        return logits, attentional, fields
 
     def forward(
         self,
@@ -955,20 +970,18 @@ class RnnSeq2SeqModel(RnnSeq2SeqPreTrainedModel):
         if decoder_input_ids is None:
             raise ValueError("Pass `decoder_input_ids`.")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-        _, attentional, weights, new_cache, encoder_states = self.encode_and_decode(
-            input_ids, attention_mask, decoder_input_ids, encoder_outputs, cache, compute_logits=False
+        _, attentional, fields = self.encode_and_decode(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            encoder_outputs,
+            cache,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+            compute_logits=False,
         )
-        output = Seq2SeqModelOutput(
-            last_hidden_state=attentional,
-            cache=new_cache if use_cache else None,
-            decoder_hidden_states=(attentional,) if output_hidden_states else None,
-            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
-            encoder_last_hidden_state=encoder_states,
-        )
+        output = Seq2SeqModelOutput(last_hidden_state=attentional, **fields)
         return output if return_dict else output.to_tuple()
 
 
@@ -1247,17 +1260,20 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         `decoder_hidden_states` (the attentional vectors) when `output_hidden_states`.
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        use_cache = use_cache if use_cache is not None else (self.config.use_cache and not self.training)
-        output_attentions = output_attentions if output_attentions is not None else self.config.output_attentions
-        if output_hidden_states is None:
-            output_hidden_states = self.config.output_hidden_states
-
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("Pass `decoder_input_ids` or `labels`.")
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-        logits, attentional, weights, new_cache, encoder_states = self.model.encode_and_decode(
-            input_ids, attention_mask, decoder_input_ids, encoder_outputs, cache, compute_logits=True
+        logits, _, fields = self.model.encode_and_decode(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            encoder_outputs,
+            cache,
+            use_cache,
+            output_attentions,
+            output_hidden_states,
+            compute_logits=True,
         )
 
         loss = None
@@ -1268,14 +1284,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
             loss = loss_fct(logits.reshape(-1, logits.shape[-1]), output_labels.reshape(-1))
         logits = self.decoder.full_vocabulary_logits(logits)
 
-        output = Seq2SeqLMOutput(
-            loss=loss,
-            logits=logits,
-            cache=new_cache if use_cache else None,
-            decoder_hidden_states=(attentional,) if output_hidden_states else None,
-            cross_attentions=(weights.unsqueeze(1),) if output_attentions and weights is not None else None,
-            encoder_last_hidden_state=encoder_states,
-        )
+        output = Seq2SeqLMOutput(loss=loss, logits=logits, **fields)
         return output if return_dict else output.to_tuple()
 
 
