@@ -44,6 +44,27 @@ def translation_metrics(hypotheses: list[str], references: list[str]) -> dict[st
     }
 
 
+def reference_streams(references: list, metric_name: str) -> list[list[str]]:
+    """sacreBLEU's reference streams (stream k = every hypothesis's k-th reference) from `evaluate`'s references,
+    one string or a list of strings per hypothesis (the same number for each)."""
+    references = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
+    if len({len(refs) for refs in references}) > 1:
+        raise ValueError(f"{metric_name} needs the same number of references for every prediction.")
+    return [list(stream) for stream in zip(*references)]
+
+
+def translation_metric_features() -> list:
+    """`evaluate` input features of the translation metrics: one reference string, or a list of them, each."""
+    import datasets
+
+    return [
+        datasets.Features(
+            {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+        ),
+        datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+    ]
+
+
 def translation_signatures() -> dict[str, str]:
     """The sacreBLEU signatures (settings and version) of `translation_metrics`, one reference per hypothesis."""
     # sacrebleu learns the number of references, part of the signature, from a scoring.

@@ -1,8 +1,9 @@
 """Corpus chrF as an `evaluate` metric: `hf_rnn.metrics.load_metric("chrf")`, or `evaluate.load(<this folder>)`."""
 
-import datasets
 import evaluate
 import sacrebleu
+
+from hf_rnn.metrics import reference_streams, translation_metric_features
 
 CITATION = """@inproceedings{popovic-2015-chrf,
     title = "chr{F}: character n-gram {F}-score for automatic {MT} evaluation",
@@ -22,20 +23,11 @@ class Chrf(evaluate.Metric):
             description="Corpus chrF computed by sacreBLEU with its default settings (the keys of evaluate's chrf).",
             citation=CITATION,
             inputs_description="predictions: detokenised hypotheses; references: a reference, or a list of them, each.",
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
+            features=translation_metric_features(),
         )
 
     def _compute(self, predictions: list[str], references: list) -> dict:
-        references = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
-        if len({len(refs) for refs in references}) > 1:
-            raise ValueError("chrf needs the same number of references for every prediction.")
-        metric = sacrebleu.metrics.CHRF()
-        output = metric.corpus_score(predictions, [list(stream) for stream in zip(*references)])
+        output = sacrebleu.metrics.CHRF().corpus_score(predictions, reference_streams(references, "chrf"))
         return {
             "score": output.score,
             "char_order": output.char_order,

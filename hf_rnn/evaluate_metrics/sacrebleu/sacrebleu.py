@@ -1,8 +1,9 @@
 """Corpus sacreBLEU as an `evaluate` metric: `hf_rnn.metrics.load_metric("sacrebleu")`, or `evaluate.load(<folder>)`."""
 
-import datasets
 import evaluate
 import sacrebleu
+
+from hf_rnn.metrics import reference_streams, translation_metric_features
 
 CITATION = """@inproceedings{post-2018-call,
     title = "A Call for Clarity in Reporting {BLEU} Scores",
@@ -22,20 +23,11 @@ class Sacrebleu(evaluate.Metric):
             description="Corpus BLEU computed by sacreBLEU with its default settings (the keys of evaluate's sacrebleu).",
             citation=CITATION,
             inputs_description="predictions: detokenised hypotheses; references: a reference, or a list of them, each.",
-            features=[
-                datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
-                ),
-                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
-            ],
+            features=translation_metric_features(),
         )
 
     def _compute(self, predictions: list[str], references: list) -> dict:
-        references = [[reference] if isinstance(reference, str) else list(reference) for reference in references]
-        if len({len(refs) for refs in references}) > 1:
-            raise ValueError("sacrebleu needs the same number of references for every prediction.")
-        streams = [list(stream) for stream in zip(*references)]
-        output = sacrebleu.metrics.BLEU().corpus_score(predictions, streams)
+        output = sacrebleu.metrics.BLEU().corpus_score(predictions, reference_streams(references, "sacrebleu"))
         return {
             "score": output.score,
             "counts": output.counts,
