@@ -15,6 +15,7 @@ or pushed from Python (`model.save_pretrained(dir)`, `model.push_to_hub(repo)`) 
 """
 
 import argparse
+import filecmp
 import json
 import os
 import shutil
@@ -44,6 +45,7 @@ MODEL_BASES: dict[str, type] = {
 }
 # What `save_pretrained` writes itself; everything else of a run folder is copied by `complete_saved_run`.
 MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
+TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map")
 # Top-level files of a run that are uploaded, by suffix: weights, configs, tokenizer, results, recipe, card,
 # plots. Sub-folders (checkpoints/) and pickles (training_args.bin) are never uploaded.
 UPLOAD_SUFFIXES = (".safetensors", ".json", ".yaml", ".md", ".png")
@@ -90,21 +92,29 @@ def source_run(model) -> Path | None:
 def complete_saved_run(model, save_directory: str | os.PathLike) -> None:
     """After `save_pretrained` of a model loaded from a run folder into another folder: copy the run's tokenizer,
     recipe, results and plots beside the new weights and render the model card, so that the folder holds what
-    `hf-rnn push` would upload. Models not loaded from a run folder are left as transformers saves them."""
+    `hf-rnn push` would upload. Weights changed since loading (fine-tuned) get the tokenizer only: the run's results
+    and card would describe other weights. Models not loaded from a run folder are left as transformers saves them."""
     run, target = source_run(model), Path(save_directory)
     if run is None or run.resolve() == target.resolve():
         return
+    weights = [folder / "model.safetensors" for folder in (run, target)]
+    unchanged = all(path.is_file() for path in weights) and filecmp.cmp(*weights, shallow=False)
     for path in upload_files(run, []):
-        if path.name not in MODEL_FILES and not path.name.endswith(".py"):
+        if path.name in MODEL_FILES or path.name.endswith(".py"):
+            continue
+        if unchanged or path.name.startswith(TOKENIZER_FILE_PREFIXES):
             shutil.copyfile(path, target / path.name)
+    if not unchanged:
+        return
     recipe = recipe_from_dict(yaml.safe_load((target / "recipe.yaml").read_text(encoding="utf-8")))
     write_model_card(target, model.config.model_type, recipe, read_json(target / "all_results.json"))
 
 
 def push_model(model, repo_id: str, **kwargs) -> str | None:
-    """`model.push_to_hub(repo_id, ...)` for a model loaded from a run folder: one commit of the same files as
-    `hf-rnn push` (weights, code, tokenizer, recipe, results, card). None for other models, which take
-    transformers' own `push_to_hub`. Understands `private`, `token`, `revision` and `commit_message`."""
+    """`model.push_to_hub(repo_id, ...)` for a model loaded from a run folder and unchanged since: one commit of the
+    same files as `hf-rnn push` (weights, code, tokenizer, recipe, results, card). None for other models (and for
+    changed weights, found once saved), which take transformers' own `push_to_hub`. Understands `private`, `token`,
+    `revision` and `commit_message`."""
     if source_run(model) is None:
         return None
     unsupported = sorted(set(kwargs) - {"private", "token", "revision", "commit_message"})
@@ -112,6 +122,8 @@ def push_model(model, repo_id: str, **kwargs) -> str | None:
         raise HubError(f"push_to_hub of an hf_rnn run does not take {unsupported}; use `hf-rnn push` options.")
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
+        if not (Path(folder) / "recipe.yaml").is_file():
+            return None
         return push(
             folder,
             repo_id,

@@ -485,6 +485,18 @@ def test_python_save_and_push_to_hub_give_the_files_hf_rnn_push_commits(
     assert "model-index" in (saved / "README.md").read_text()
 
 
+@pytest.mark.slow
+def test_save_pretrained_of_changed_weights_takes_the_tokenizer_but_not_the_run_results(classifier_run, tmp_path):
+    """A model loaded from a run and then changed (fine-tuned) must not carry the run's results and card."""
+    model = AutoModelForSequenceClassification.from_pretrained(classifier_run)
+    with torch.no_grad():
+        model.classifier.bias.add_(1.0)
+    model.save_pretrained(tmp_path / "changed")
+    saved = sorted(path.name for path in (tmp_path / "changed").iterdir())
+    assert "tokenizer.json" in saved and "modeling_rnn_classifier.py" in saved
+    assert not {"README.md", "recipe.yaml", "all_results.json", "test_results.json"} & set(saved)
+
+
 def test_push_to_hub_of_a_model_built_in_python_keeps_transformers_behaviour(tmp_path, monkeypatch):
     """Not loaded from a run: transformers' own `push_to_hub` (with the code files and `auto_map` saved)."""
     pushed = {}
