@@ -19,6 +19,7 @@ import filecmp
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[Path]:
     `save_pretrained` does (for folders saved by an earlier hf_rnn, or by hand). Returns the copied files."""
     model_dir = Path(model_dir)
     base = MODEL_BASES[read_model_type(model_dir)]
-    code_folder = Path(__import__(base.__module__, fromlist=["_"]).__file__).parent
+    code_folder = Path(sys.modules[base.__module__].__file__).parent
     copied = [Path(shutil.copyfile(code_folder / name, model_dir / name)) for name in base.remote_code_files]
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
