@@ -684,7 +684,7 @@ def test_generation_after_training_steps_uses_the_current_output_layer():
         optimizer.step()
         optimizer.zero_grad()
         model.eval()
-    assert model.decoder.selected_output_weight is None
+    assert model.decoder.decoding_output_weight is None
     assert not torch.equal(generated[0], generated[-1])
 
 

@@ -524,7 +524,7 @@ class RnnSeq2SeqDecoder(nn.Module):
         self.target_token_ids = config.target_token_ids
         # Per device: the ids the output layer scores `(n_out,)` and each id's output index `(target_vocab_size,)`.
         self._output_index_cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
-        self.selected_output_weight: torch.Tensor | None = None  # set by `output_rows_selected_once` only
+        self.decoding_output_weight: torch.Tensor | None = None  # set by `output_weight_prepared_once` only
 
     def output_index(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor] | None:
         """`(ids, position)`: the `(n_out,)` token ids the output layer scores (`config.target_token_ids`) and, for
@@ -543,20 +543,25 @@ class RnnSeq2SeqDecoder(nn.Module):
         weight, bias = self.output_projection.weight, self.output_projection.bias
         index = self.output_index(attentional.device)
         if index is not None:
-            weight = self.selected_output_weight if self.selected_output_weight is not None else weight[index[0]]
             bias = None if bias is None else bias.index_select(0, index[0])
-        return nn.functional.linear(attentional, weight, bias)
+        if self.decoding_output_weight is not None:
+            logits = torch.matmul(attentional, self.decoding_output_weight)
+            return logits if bias is None else logits + bias
+        return nn.functional.linear(attentional, weight if index is None else weight[index[0]], bias)
 
     @contextlib.contextmanager
-    def output_rows_selected_once(self):
-        """Within the block, `output_logits` reuses one copy of the output rows of `target_token_ids` instead of
-        selecting them at every call (a decoding loop; the weights must not change inside the block)."""
-        index = self.output_index(self.output_projection.weight.device)
-        self.selected_output_weight = None if index is None else self.output_projection.weight[index[0]]
+    def output_weight_prepared_once(self):
+        """Within the block, `output_logits` multiplies by one prepared copy of the output weight: the rows of
+        `target_token_ids`, transposed to `(size, n_out)` and contiguous, instead of selecting the rows at every
+        call (a decoding loop; the weights must not change inside the block). On CPU the contiguous transposed
+        layout also makes the product about 25% faster for a batch of 64 rows (MKL, 1 thread)."""
+        weight = self.output_projection.weight
+        index = self.output_index(weight.device)
+        self.decoding_output_weight = (weight if index is None else weight[index[0]]).t().contiguous()
         try:
             yield
         finally:
-            self.selected_output_weight = None
+            self.decoding_output_weight = None
 
     def full_vocabulary_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """`(..., n_out)` output logits placed in `(..., target_vocab_size)`; ids outside get the dtype's minimum."""
@@ -718,7 +723,7 @@ class RnnSeq2SeqDecoder(nn.Module):
             gold_embeddings = self.embedding_dropout(embeddings(decoder_input_ids)).unbind(1)
         for step in range(decoder_input_ids.shape[1]):
             if gold_embeddings is not None:
-                rnn_inputs = [gold_embeddings[step]]
+                token_embeddings = gold_embeddings[step]
             else:
                 tokens = decoder_input_ids[:, step]
                 if step > 0:
@@ -726,25 +731,50 @@ class RnnSeq2SeqDecoder(nn.Module):
                         predicted = self.output_token_ids(self.output_logits(attentional_vector).argmax(dim=-1))
                     keep_gold = torch.rand(tokens.shape, device=tokens.device) < teacher_forcing_ratio
                     tokens = torch.where(keep_gold, tokens, predicted)
-                rnn_inputs = [self.embedding_dropout(embeddings(tokens))]
-            if self.input_feeding:
-                rnn_inputs.append(attentional_vector)
-            context, weights = None, None
-            if self.attention_type == "bahdanau":
-                # Bahdanau: the previous top decoder state queries the source before the RNN step.
-                query = self.top_state(states).unsqueeze(1)
-                context, weights = self.attention(query, proj_keys, encoder_states, src_mask)
-                rnn_inputs.append(context.squeeze(1))
-            rnn_output, states = self.rnn(torch.cat(rnn_inputs, dim=-1).unsqueeze(1), states)
-            if self.attention is not None and self.attention_type != "bahdanau":
-                # Luong: the new top decoder state queries the source after the RNN step.
-                context, weights = self.attention(rnn_output, proj_keys, encoder_states, src_mask)
-            attentional = self.attentional_vectors(rnn_output, context)
-            attentional_vector = attentional.squeeze(1)
-            attentional_steps.append(attentional)
+                token_embeddings = self.embedding_dropout(embeddings(tokens))
+            attentional_vector, weights, states = self.step(
+                token_embeddings, states, attentional_vector, proj_keys, encoder_states, src_mask
+            )
+            attentional_steps.append(attentional_vector)
             weight_steps.append(weights)
-        weights = None if self.attention is None else torch.cat(weight_steps, dim=1)
-        return torch.cat(attentional_steps, dim=1), weights, states
+        weights = None if self.attention is None else torch.stack(weight_steps, dim=1)
+        return torch.stack(attentional_steps, dim=1), weights, states
+
+    def step(
+        self,
+        token_embeddings: torch.Tensor,
+        states: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+        attentional_vector: torch.Tensor,
+        proj_keys: torch.Tensor | None,
+        encoder_states: torch.Tensor,
+        src_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """One recurrent step for `rows` decoder rows that read `sources` encoded sentences, `rows` a multiple of
+        `sources` (row `r` reads sentence `r // (rows // sources)`: the beams of a sentence share its encoding).
+
+        `token_embeddings` `(rows, embedding_size)`, `states` `(decoder_layers, rows, hidden)` (a pair for an LSTM),
+        `attentional_vector` `(rows, attentional_size)`; `proj_keys`, `encoder_states` and boolean `src_mask` are
+        `(sources, src_len, ...)`. Returns the attentional vectors `(rows, attentional_size)`, the attention
+        weights `(rows, src_len)` (`None` without attention) and the new states.
+        """
+        rows, sources = token_embeddings.shape[0], encoder_states.shape[0]
+        rnn_inputs = [token_embeddings]
+        if self.input_feeding:
+            rnn_inputs.append(attentional_vector)
+        context, weights = None, None
+        if self.attention_type == "bahdanau":
+            # Bahdanau: the previous top decoder state queries the source before the RNN step.
+            query = self.top_state(states).view(sources, rows // sources, -1)
+            context, weights = self.attention(query, proj_keys, encoder_states, src_mask)
+            rnn_inputs.append(context.view(rows, -1))
+        rnn_output, states = self.rnn(torch.cat(rnn_inputs, dim=-1).unsqueeze(1), states)
+        rnn_output = rnn_output.squeeze(1)
+        if self.attention is not None and self.attention_type != "bahdanau":
+            # Luong: the new top decoder state queries the source after the RNN step.
+            query = rnn_output.view(sources, rows // sources, -1)
+            context, weights = self.attention(query, proj_keys, encoder_states, src_mask)
+        attentional = self.attentional_vectors(rnn_output, None if context is None else context.view(rows, -1))
+        return attentional, None if weights is None else weights.view(rows, -1), states
 
 
 # Copied from hf_rnn.models.rnn_classifier.modeling_rnn_classifier.SelfContainedSavingMixin
@@ -1044,7 +1074,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         if search_inputs is None:
             return super().generate(inputs, generation_config=generation_config, **kwargs)
         # The weights cannot change during one search: its steps share one copy of the target rows' weights.
-        with self.decoder.output_rows_selected_once():
+        with self.decoder.output_weight_prepared_once():
             if search_inputs[2].num_beams > 1:
                 return self.beam_generate(*search_inputs)
             return self.greedy_generate(*search_inputs)
@@ -1100,33 +1130,38 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         search stops when every row has or after `max_new_tokens`), returning `(batch, 1 + steps)` token ids.
 
         Each step scores only `config.target_token_ids` (the argmax over them is the argmax over the full
-        vocabulary, ties included: the ids are sorted), and finished rows leave the recurrent cache.
+        vocabulary, ties included: the ids are sorted), and finished rows leave the computation.
         """
+        decoder, embeddings = self.decoder, self.get_target_embeddings()
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
-        src_mask = encoder_outputs.attention_mask.bool()
+        encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
+        states = decoder.initial_states(encoder_outputs.final_states)
+        attentional_vector = encoder_states.new_zeros(encoder_states.shape[0], decoder.attentional_layer.out_features)
+        proj_keys = None if decoder.attention is None else decoder.attention.project_keys(encoder_states)
         batch_size = input_ids.shape[0]
-        tokens = input_ids.new_full((batch_size, 1), config.decoder_start_token_id)
-        sequences = [tokens]
-        unfinished = torch.ones(batch_size, dtype=torch.bool, device=input_ids.device)
-        cache = None
-        for _ in range(config.max_new_tokens):
-            logits, _, _, cache = self.decoder(
-                tokens,
-                self.get_target_embeddings(),
-                encoder_outputs.last_hidden_state,
-                encoder_outputs.final_states,
-                src_mask,
-                cache=cache,
+        sequences = input_ids.new_full((batch_size, 1 + config.max_new_tokens), config.pad_token_id)
+        sequences[:, 0] = config.decoder_start_token_id
+        rows = torch.arange(batch_size, device=input_ids.device)  # the rows still decoding
+        tokens, steps = sequences[:, 0], 0
+        while steps < config.max_new_tokens:
+            attentional_vector, _, states = decoder.step(
+                embeddings(tokens), states, attentional_vector, proj_keys, encoder_states, src_mask
             )
             # `max` returns the first maximal index, as `argmax` does, at a fraction of its CPU time.
-            next_tokens = self.decoder.output_token_ids(logits[:, -1].max(dim=-1).indices)
-            next_tokens = next_tokens.masked_fill(~unfinished, config.pad_token_id)
-            sequences.append(next_tokens.unsqueeze(1))
-            unfinished &= next_tokens != config.eos_token_id
-            if not unfinished.any():
-                break
-            tokens = next_tokens.unsqueeze(1)
-        return torch.cat(sequences, dim=1)
+            tokens = decoder.output_token_ids(decoder.output_logits(attentional_vector).max(dim=-1).indices)
+            steps += 1
+            sequences[rows, steps] = tokens
+            running = tokens != config.eos_token_id
+            if not running.all():
+                if not running.any():
+                    break
+                # Rows that emitted `</s>` are done: the next steps compute the others only.
+                keep = running.nonzero().squeeze(1)
+                rows, tokens, attentional_vector = rows[keep], tokens[keep], attentional_vector[keep]
+                states = select_state_rows(states, keep)
+                encoder_states, src_mask = encoder_states[keep], src_mask[keep]
+                proj_keys = None if proj_keys is None else proj_keys[keep]
+        return sequences[:, : 1 + steps]
 
     def beam_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config) -> torch.LongTensor:
         """Beam search as `GenerationMixin` runs it with `early_stopping=False` (its defaults): each step keeps the
@@ -1143,11 +1178,13 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         max_length = 1 + config.max_new_tokens
         # GenerationMixin fills with `pad_token_id or eos_token_id`: the end token when the pad id is 0.
         fill_value = config.pad_token_id or config.eos_token_id
+        decoder, embeddings = self.decoder, self.get_target_embeddings()
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
-        # One row per beam, sentence-major, as GenerationMixin expands the encoder outputs.
-        encoder_states = encoder_outputs.last_hidden_state.repeat_interleave(num_beams, dim=0)
-        final_states = encoder_outputs.final_states.repeat_interleave(num_beams, dim=0)
-        src_mask = encoder_outputs.attention_mask.bool().repeat_interleave(num_beams, dim=0)
+        # The decoder runs one row per beam, sentence-major; the beams of a sentence read its encoding once.
+        encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
+        proj_keys = None if decoder.attention is None else decoder.attention.project_keys(encoder_states)
+        states = decoder.initial_states(encoder_outputs.final_states.repeat_interleave(num_beams, dim=0))
+        attentional_vector = encoder_states.new_zeros(batch_size * num_beams, decoder.attentional_layer.out_features)
 
         def beams(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
@@ -1168,18 +1205,17 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         best = torch.full((batch_size, max_length), fill_value, dtype=torch.long, device=device)
         best_lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
         top_beams = torch.arange(2 * num_beams, device=device) < num_beams
-        cache, cur_len = None, 1
+        cur_len = 1
         while True:
-            logits, _, _, cache = self.decoder(
-                running[:, :, cur_len - 1].reshape(-1, 1),
-                self.get_target_embeddings(),
+            attentional_vector, _, states = decoder.step(
+                embeddings(running[:, :, cur_len - 1].reshape(-1)),
+                states,
+                attentional_vector,
+                proj_keys,
                 encoder_states,
-                final_states,
                 src_mask,
-                cache=cache,
-                drop_finished_rows=False,
             )
-            log_probs = nn.functional.log_softmax(logits[:, -1].float(), dim=-1)
+            log_probs = nn.functional.log_softmax(decoder.output_logits(attentional_vector).float(), dim=-1)
             vocab = log_probs.shape[-1]
             log_probs = (log_probs.view(-1, num_beams, vocab) + running_scores[:, :, None]).view(-1, num_beams * vocab)
             topk_scores, topk_indices = torch.topk(log_probs, k=2 * num_beams)
@@ -1206,9 +1242,8 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
             finished_lengths = beams(lengths, best_of_merged)
             is_finished = beams(torch.cat([is_finished, just_finished], dim=1), best_of_merged)
 
-            cache.reorder_cache(
-                (torch.arange(len(sentences), device=device)[:, None] * num_beams + kept_sources).view(-1)
-            )
+            kept_rows = (torch.arange(len(sentences), device=device)[:, None] * num_beams + kept_sources).view(-1)
+            states, attentional_vector = select_state_rows(states, kept_rows), attentional_vector[kept_rows]
             cur_len += 1
             worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, -1e9)
             best_possible = running_scores[:, :1] / ((cur_len - 1) ** length_penalty)
@@ -1228,8 +1263,9 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
                     is_finished[active],
                     improvable[active],
                 )
-                encoder_states, final_states, src_mask = encoder_states[rows], final_states[rows], src_mask[rows]
-                cache.reorder_cache(rows)
+                states, attentional_vector = select_state_rows(states, rows), attentional_vector[rows]
+                encoder_states, src_mask = encoder_states[active], src_mask[active]
+                proj_keys = None if proj_keys is None else proj_keys[active]
         best[sentences], best_lengths[sentences] = finished[:, 0], finished_lengths[:, 0]
         return best[:, : 1 + int(best_lengths.max())]
 
