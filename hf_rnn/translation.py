@@ -27,7 +27,32 @@ def generate_translations(
     max_new_tokens: int | None = None,
     progress: bool = True,
 ) -> list[str]:
-    """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order.
+    """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order; see
+    `generate_translations_with_lengths`."""
+    return generate_translations_with_lengths(
+        model, tokenizer, sources, batch_size, num_beams, max_new_tokens, progress
+    )[0]
+
+
+def generated_lengths(token_ids: np.ndarray, eos_token_id: int, pad_token_id: int) -> np.ndarray:
+    """Per row of generated `(rows, 1 + steps)` ids: the tokens generated after the start token, up to and
+    including the first `</s>` (all non-padding ones for a row that never ended)."""
+    generated = token_ids[:, 1:]
+    ended = generated == eos_token_id
+    return np.where(ended.any(axis=1), ended.argmax(axis=1) + 1, (generated != pad_token_id).sum(axis=1))
+
+
+def generate_translations_with_lengths(
+    model,
+    tokenizer,
+    sources: list[str],
+    batch_size: int = 64,
+    num_beams: int | None = None,
+    max_new_tokens: int | None = None,
+    progress: bool = True,
+) -> tuple[list[str], list[int]]:
+    """Translate `sources` in length-sorted batches (less padding), returning the outputs in the input order and
+    how many tokens each one generated (`</s>` included; 0 for an empty source).
 
     `num_beams` / `max_new_tokens` left at None take the model's `generation_config` (what the recipe saved, and
     what the pipeline uses).
@@ -40,6 +65,7 @@ def generate_translations(
     order = np.argsort([len(text) for text in sources], kind="stable")
     order = np.array([i for i in order if sources[i].strip()], dtype=np.int64)
     outputs: list[str] = [""] * len(sources)
+    lengths = [0] * len(sources)
     starts = range(0, len(order), batch_size)
     truncated = 0
     with torch.inference_mode():
@@ -52,8 +78,10 @@ def generate_translations(
                 attention_mask=encoded["attention_mask"],
                 **generation_settings(num_beams, max_new_tokens),
             )
-            for i, text in zip(index, decode_token_ids(tokenizer, generated.numpy())):
-                outputs[i] = text
+            token_ids = generated.numpy()
+            batch_lengths = generated_lengths(token_ids, model.config.eos_token_id, model.config.pad_token_id)
+            for i, text, length in zip(index, decode_token_ids(tokenizer, token_ids), batch_lengths.tolist()):
+                outputs[i], lengths[i] = text, length
     if truncated:
         logger.warning(
             "%d of %d sources were longer than model_max_length=%d tokens and were truncated.",
@@ -61,7 +89,7 @@ def generate_translations(
             len(sources),
             tokenizer.model_max_length,
         )
-    return outputs
+    return outputs, lengths
 
 
 def generation_settings(num_beams: int | None, max_new_tokens: int | None) -> dict[str, int]:
@@ -82,22 +110,31 @@ def evaluate_translator(
     """sacreBLEU and chrF (with signatures) of beam-search translations of `split`, and the decoding speed.
 
     `generation_seconds` times tokenisation, generation and detokenisation of the whole split with the model
-    already loaded (what NMT toolkits such as Joey NMT report as decoding time).
+    already loaded (what NMT toolkits such as Joey NMT report as decoding time). `generated_tokens` counts the
+    tokens of the returned hypotheses (`</s>` included), `hypotheses_at_length_limit` those that reached
+    `max_new_tokens` tokens.
     """
     model = load_model(model_dir, AutoModelForSeq2SeqLM)
     pairs = split["translation"]
     sources = [pair[data.source_lang] for pair in pairs]
     references = [pair[data.target_lang] for pair in pairs]
+    num_beams = num_beams if num_beams is not None else model.generation_config.num_beams
+    max_new_tokens = max_new_tokens if max_new_tokens is not None else model.generation_config.max_new_tokens
     started = time.perf_counter()
-    hypotheses = generate_translations(model, tokenizer, sources, batch_size, num_beams, max_new_tokens)
-    generation_seconds = time.perf_counter() - started
+    hypotheses, lengths = generate_translations_with_lengths(
+        model, tokenizer, sources, batch_size, num_beams, max_new_tokens
+    )
+    generation_seconds = max(time.perf_counter() - started, 1e-9)
     return {
         "direction": f"{data.source_lang}-{data.target_lang}",
-        "num_beams": num_beams if num_beams is not None else model.generation_config.num_beams,
-        "max_new_tokens": max_new_tokens if max_new_tokens is not None else model.generation_config.max_new_tokens,
+        "num_beams": num_beams,
+        "max_new_tokens": max_new_tokens,
         **translation_metrics(hypotheses, references),
         "generation_seconds": round(generation_seconds, 3),
-        "generation_sentences_per_second": round(len(sources) / max(generation_seconds, 1e-9), 2),
+        "generation_sentences_per_second": round(len(sources) / generation_seconds, 2),
+        "generated_tokens": sum(lengths),
+        "generation_tokens_per_second": round(sum(lengths) / generation_seconds, 1),
+        "hypotheses_at_length_limit": sum(length >= max_new_tokens for length in lengths),
         "truncated_inputs": count_truncated(tokenizer, sources),
         "samples": [
             {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]

@@ -210,6 +210,10 @@ def test_evaluate_on_a_bentrevett_shaped_folder(m30k_run, tmp_path):
     assert metrics["examples"] == 30 and metrics["dataset"] == str(folder) and metrics["bleu"] > 0
     # Without --num-beams / --max-new-tokens: the recipe's settings saved in generation_config (before: beam 5, 100).
     assert (metrics["num_beams"], metrics["max_new_tokens"]) == (1, 60)
+    # Each of the 30 hypotheses generated between 1 and 60 tokens; the rate is per second of the same timing.
+    assert 30 <= metrics["generated_tokens"] <= 30 * 60 and 0 <= metrics["hypotheses_at_length_limit"] <= 30
+    rate = metrics["generated_tokens"] / metrics["generation_seconds"]
+    assert abs(metrics["generation_tokens_per_second"] - rate) <= 0.01 * rate + 0.1
 
 
 @pytest.mark.parametrize(

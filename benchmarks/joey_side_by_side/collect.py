@@ -2,6 +2,8 @@
 
 Usage: collect.py OUT_DIR DATA_DIR. Needs sacrebleu and pyarrow (the Joey venv has both).
 Joey's BLEU is recomputed with sacreBLEU on its detokenised output against the raw references, as hf_rnn's is.
+Joey's generated tokens are its hypotheses re-encoded with its target SentencePiece model, plus `</s>` for each
+one that ended (hf_rnn counts the generated ids); a hypothesis at MAX_OUTPUT_LENGTH tokens hit the length limit.
 """
 
 import datetime
@@ -14,6 +16,9 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import sacrebleu
+import sentencepiece
+
+MAX_OUTPUT_LENGTH = 100  # joey_rnn.yaml.tmpl's max_output_length, run.sh's --max-new-tokens
 
 
 def gnu_time_peak_rss_mb(path: Path) -> float | None:
@@ -57,10 +62,16 @@ def joey_decoding(out: Path, beam: int, threads: int, references: list[str]) -> 
         return None
     seconds = float(re.findall(r"Generation took ([\d.]+)\[sec\]", log_path.read_text(encoding="utf-8"))[-1])
     hypotheses = hyp_path.read_text(encoding="utf-8").splitlines()
+    target_pieces = sentencepiece.SentencePieceProcessor(model_file=str(out / "joey_data" / "spm_en.model"))
+    token_counts = [len(pieces) for pieces in target_pieces.encode(hypotheses)]
+    lengths = [count if count >= MAX_OUTPUT_LENGTH else count + 1 for count in token_counts]
     return {
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
         "generation_seconds": seconds,
         "sentences_per_second": round(len(references) / seconds, 1),
+        "generated_tokens": sum(lengths),
+        "tokens_per_second": round(sum(lengths) / seconds, 1),
+        "hypotheses_at_length_limit": sum(count >= MAX_OUTPUT_LENGTH for count in token_counts),
     }
 
 
@@ -73,6 +84,9 @@ def hf_decoding(out: Path, beam: int, threads: int) -> dict | None:
         "bleu": round(results["bleu"], 2),
         "generation_seconds": results["generation_seconds"],
         "sentences_per_second": round(results["generation_sentences_per_second"], 1),
+        "generated_tokens": results.get("generated_tokens"),
+        "tokens_per_second": results.get("generation_tokens_per_second"),
+        "hypotheses_at_length_limit": results.get("hypotheses_at_length_limit"),
         "signature": results.get("bleu_signature"),
     }
 
@@ -97,9 +111,17 @@ def markdown(results: dict) -> str:
             continue
         if key.endswith("threads1"):
             rows.append(f"| test BLEU, {label_name(key)} | {j['bleu']} | {h['bleu']} | |")
+            rows.append(
+                f"| hypotheses at the {MAX_OUTPUT_LENGTH}-token limit, {label_name(key)} | "
+                f"{j['hypotheses_at_length_limit']} | {h['hypotheses_at_length_limit']} | |"
+            )
         rows.append(
             f"| decoding sentences/s, {label_name(key)} | {j['sentences_per_second']} | {h['sentences_per_second']} | "
             f"{ratio(h['sentences_per_second'], j['sentences_per_second'])}× |"
+        )
+        rows.append(
+            f"| decoding generated tokens/s, {label_name(key)} | {j['tokens_per_second']} | {h['tokens_per_second']} | "
+            f"{ratio(h['tokens_per_second'], j['tokens_per_second'])}× |"
         )
     return "\n".join(rows) + "\n"
 

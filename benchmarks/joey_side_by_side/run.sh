@@ -76,8 +76,9 @@ for THREADS in $DECODE_THREADS; do
     joey_config test "$BEAM" > "$OUT/joey_test_beam$BEAM.yaml"
     OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$JOEY_PY" -m joeynmt test "$OUT/joey_test_beam$BEAM.yaml" \
       -o "$OUT/joey_hyp_beam${BEAM}_threads$THREADS" > "$OUT/joey_test_beam${BEAM}_threads$THREADS.log" 2>&1
+    # --max-new-tokens: Joey's max_output_length (the saved generation_config's default is 80).
     OMP_NUM_THREADS=$THREADS "$HF_RNN" evaluate "$OUT/hf_model" --data-dir "$DATA_DIR" --split test \
-      --num-beams "$BEAM" --batch-size 64 --threads "$THREADS" --json "$OUT/hf_eval_beam${BEAM}_threads$THREADS.json" \
+      --num-beams "$BEAM" --max-new-tokens 100 --batch-size 64 --threads "$THREADS" --json "$OUT/hf_eval_beam${BEAM}_threads$THREADS.json" \
       > "$OUT/hf_eval_beam${BEAM}_threads$THREADS.log" 2>&1
   done
 done
