@@ -5,8 +5,7 @@ Importing the package registers its configs and models with the transformers Aut
 
 __version__ = "0.1.0"  # before the imports: hf_rnn.model_card reads it while the package initialises
 
-from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
-
+from .families import register_families
 from .hub import install_model_hooks
 from .models.rnn_classifier import (
     RnnClassifierConfig,
@@ -23,12 +22,7 @@ from .models.rnn_seq2seq import (
 )
 from .pipelines import RnnTranslationPipeline, register_pipelines
 
-AutoConfig.register(RnnClassifierConfig.model_type, RnnClassifierConfig, exist_ok=True)
-AutoModel.register(RnnClassifierConfig, RnnClassifierModel, exist_ok=True)
-AutoModelForSequenceClassification.register(RnnClassifierConfig, RnnForSequenceClassification, exist_ok=True)
-AutoConfig.register(RnnSeq2SeqConfig.model_type, RnnSeq2SeqConfig, exist_ok=True)
-AutoModel.register(RnnSeq2SeqConfig, RnnSeq2SeqModel, exist_ok=True)
-AutoModelForSeq2SeqLM.register(RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration, exist_ok=True)
+register_families()
 register_pipelines()
 install_model_hooks()
 

@@ -16,6 +16,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from .errors import HfRnnError
 from .loading import weights_problem
 
 logger = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILES = ("config.json", "trainer_state.json")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(HfRnnError, RuntimeError):
     """No usable checkpoint to resume from; the message says what was found and what to do."""
 
 

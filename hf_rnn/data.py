@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict, load_dataset
 
+from .errors import HfRnnError
 from .groupings import example_groups, shipped_groupings
 from .network import hub_is_offline
 
@@ -27,7 +28,7 @@ DATA_DIR_ENV = "HF_RNN_DATA_DIR"
 MAX_UNGROUPED_SHARE = 0.01
 
 
-class DataError(RuntimeError):
+class DataError(HfRnnError, RuntimeError):
     """A dataset could not be found or has the wrong shape; the message says how to fix it."""
 
 

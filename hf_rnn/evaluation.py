@@ -7,33 +7,22 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification
 
 from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split, resolve_data_dir
-from .hub import run_file
-from .loading import ModelLoadError, load_config, load_model, load_tokenizer
+from .errors import HfRnnError
+from .families import family_of
+from .loading import load_config, load_model, load_tokenizer
 from .memory import peak_rss_mb
 from .metrics import classification_metrics
+from .runs import Run
 from .tokenization import clean_text, truncated_flags
-
-
-def recipe_data_config(model_dir: str) -> DataConfig:
-    """The `data` section saved with a run (`recipe.yaml`), or the defaults when there is none."""
-    path = run_file(model_dir, "recipe.yaml")
-    if path is None:
-        return DataConfig()
-    try:
-        data = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("data") or {}
-        return DataConfig(**data)
-    except (yaml.YAMLError, AttributeError, TypeError) as error:
-        raise ModelLoadError(f"{path} is not a valid hf_rnn recipe ({str(error).splitlines()[0]}).") from error
 
 
 def resolve_data_config(model_dir: str, dataset: str | None) -> DataConfig:
     """`--dataset` as a preset name (imdb, multi30k, wmt14) or a Hub id; else the model's own recipe."""
-    base = recipe_data_config(model_dir)
+    base = Run(model_dir).data_config()
     if dataset is None:
         return base
     preset = DATASET_PRESETS.get(dataset) or DataConfig(dataset=dataset, local_name=dataset.split("/")[-1])
@@ -58,11 +47,17 @@ def checked_labels(values: list, column: str, num_labels: int) -> np.ndarray:
     return labels
 
 
-def evaluate_classifier(model, tokenizer, split, data: DataConfig, batch_size: int) -> dict[str, Any]:
-    """Accuracy and macro-F1; texts are encoded in length order batch by batch, so memory stays bounded.
+def evaluate_classifier(
+    model_dir: str, tokenizer, split, data: DataConfig, batch_size: int, **generation: int
+) -> dict[str, Any]:
+    """Accuracy and macro-F1 of the classifier in `model_dir`; texts are encoded in length order batch by batch, so
+    memory stays bounded.
 
     Texts are truncated to the tokenizer's `model_max_length`; `truncated_inputs` counts those that were.
     """
+    if generation:
+        raise HfRnnError(f"{sorted(generation)} apply to translation models; {model_dir} is a classifier.")
+    model = load_model(model_dir, AutoModelForSequenceClassification)
     texts = [clean_text(text) for text in split[data.text_column]]
     labels = checked_labels(split[data.label_column], data.label_column, model.config.num_labels)
     order = np.argsort([len(text) for text in texts], kind="stable")
@@ -92,23 +87,16 @@ def evaluate_model(
     """Load a saved model and its tokenizer, score it on `split`, and report speed and peak memory."""
     if threads:
         torch.set_num_threads(threads)
-    config = load_config(model_dir)
+    family = family_of(load_config(model_dir).model_type)
     tokenizer = load_tokenizer(model_dir)
     data = resolve_data_config(model_dir, dataset)
     started = time.perf_counter()
-    if config.model_type == "rnn_classifier":
-        split_data = load_eval_split(data, data_dir, split, [data.text_column, data.label_column])
-        if max_samples is not None:
-            split_data = split_data.select(range(min(max_samples, len(split_data))))
-        model = load_model(model_dir, AutoModelForSequenceClassification)
-        metrics = evaluate_classifier(model, tokenizer, split_data, data, batch_size)
-    else:
-        from .translation import evaluate_translator
-
-        split_data = load_eval_split(data, data_dir, split, ["translation"])
-        if max_samples is not None:
-            split_data = split_data.select(range(min(max_samples, len(split_data))))
-        metrics = evaluate_translator(model_dir, tokenizer, split_data, data, batch_size, num_beams, max_new_tokens)
+    split_data = load_eval_split(data, data_dir, split, family.evaluation_columns(data))
+    if max_samples is not None:
+        split_data = split_data.select(range(min(max_samples, len(split_data))))
+    generation = {"num_beams": num_beams, "max_new_tokens": max_new_tokens}
+    generation = {key: value for key, value in generation.items() if value is not None}
+    metrics = family.load_evaluator()(model_dir, tokenizer, split_data, data, batch_size, **generation)
     elapsed = time.perf_counter() - started
     return {
         "model": str(model_dir),

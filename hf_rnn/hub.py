@@ -14,7 +14,6 @@ or pushed from Python (`model.save_pretrained(dir)`, `model.push_to_hub(repo)`) 
 `complete_saved_run` and `push_model` are installed as the models' `run_saver` / `run_pusher`.
 """
 
-import argparse
 import filecmp
 import json
 import os
@@ -23,46 +22,37 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-from huggingface_hub import CommitOperationAdd, HfApi, get_token, hf_hub_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RemoteEntryNotFoundError,
-)
+from huggingface_hub import CommitOperationAdd, HfApi, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
-from .model_card import read_json, write_model_card
-from .models.rnn_classifier import RnnClassifierPreTrainedModel
-from .models.rnn_seq2seq import RnnSeq2SeqPreTrainedModel
+from .errors import HfRnnError
+from .families import FAMILIES, UnknownFamilyError, family_of, model_types
+from .model_card import write_model_card
 from .network import hub_is_offline
-from .recipe import recipe_from_dict
+from .runs import CONFIG_FILE, RECIPE_FILE, Run
 
-# Each model type's base class: its `remote_*` attributes say which code files, Auto classes and pipelines it ships.
-MODEL_BASES: dict[str, type] = {
-    "rnn_classifier": RnnClassifierPreTrainedModel,
-    "rnn_seq2seq": RnnSeq2SeqPreTrainedModel,
-}
 # What `save_pretrained` writes itself; everything else of a run folder is copied by `complete_saved_run`.
-MODEL_FILES = ("config.json", "generation_config.json", "model.safetensors", "model.safetensors.index.json")
+MODEL_FILES = (CONFIG_FILE, "generation_config.json", "model.safetensors", "model.safetensors.index.json")
 TOKENIZER_FILE_PREFIXES = ("tokenizer", "special_tokens_map")
 # Top-level files of a run that are uploaded, by suffix: weights, configs, tokenizer, results, recipe, card,
 # plots. Sub-folders (checkpoints/) and pickles (training_args.bin) are never uploaded.
 UPLOAD_SUFFIXES = (".safetensors", ".json", ".yaml", ".md", ".png")
 
 
-class HubError(RuntimeError):
+class HubError(HfRnnError, RuntimeError):
     """Sharing or fetching a model failed; the message says why and what to do."""
 
 
 def read_model_type(model_dir: Path) -> str:
-    config_path = model_dir / "config.json"
+    config_path = model_dir / CONFIG_FILE
     if not config_path.is_file():
         raise HubError(f"{config_path} not found: MODEL_DIR must be a saved model (e.g. a run of `hf-rnn train`).")
     model_type = json.loads(config_path.read_text(encoding="utf-8")).get("model_type")
-    if model_type not in MODEL_BASES:
-        raise HubError(f"{config_path} has model_type {model_type!r}; hf_rnn shares {sorted(MODEL_BASES)}.")
+    try:
+        family_of(model_type)
+    except UnknownFamilyError:
+        raise HubError(f"{config_path} has model_type {model_type!r}; hf_rnn shares {model_types()}.") from None
     return model_type
 
 
@@ -70,10 +60,10 @@ def export_remote_code(model_dir: str | os.PathLike) -> list[Path]:
     """Write this version's code files, `auto_map` and `custom_pipelines` into a saved model folder, as
     `save_pretrained` does (for folders saved by an earlier hf_rnn, or by hand). Returns the copied files."""
     model_dir = Path(model_dir)
-    base = MODEL_BASES[read_model_type(model_dir)]
+    base = family_of(read_model_type(model_dir)).pretrained_class
     code_folder = Path(sys.modules[base.__module__].__file__).parent
     copied = [Path(shutil.copyfile(code_folder / name, model_dir / name)) for name in base.remote_code_files]
-    config_path = model_dir / "config.json"
+    config_path = model_dir / CONFIG_FILE
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config["auto_map"] = dict(base.remote_auto_map)
     if base.remote_custom_pipelines:
@@ -87,7 +77,7 @@ def source_run(model) -> Path | None:
     """The hf_rnn run folder a model was loaded from (one with `recipe.yaml`), else None."""
     name = getattr(model, "name_or_path", "") or ""
     folder = Path(name).expanduser()
-    return folder if name and (folder / "recipe.yaml").is_file() else None
+    return folder if name and (folder / RECIPE_FILE).is_file() else None
 
 
 def complete_saved_run(model, save_directory: str | os.PathLike) -> None:
@@ -107,8 +97,8 @@ def complete_saved_run(model, save_directory: str | os.PathLike) -> None:
             shutil.copyfile(path, target / path.name)
     if not unchanged:
         return
-    recipe = recipe_from_dict(yaml.safe_load((target / "recipe.yaml").read_text(encoding="utf-8")))
-    write_model_card(target, model.config.model_type, recipe, read_json(target / "all_results.json"))
+    saved = Run(target)
+    write_model_card(target, model.config.model_type, saved.recipe(), saved.results())
 
 
 def push_model(model, repo_id: str, **kwargs) -> str | None:
@@ -123,7 +113,7 @@ def push_model(model, repo_id: str, **kwargs) -> str | None:
         raise HubError(f"push_to_hub of an hf_rnn run does not take {unsupported}; use `hf-rnn push` options.")
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
-        if not (Path(folder) / "recipe.yaml").is_file():
+        if not (Path(folder) / RECIPE_FILE).is_file():
             return None
         return push(
             folder,
@@ -137,9 +127,9 @@ def push_model(model, repo_id: str, **kwargs) -> str | None:
 
 def install_model_hooks() -> None:
     """Make `save_pretrained` / `push_to_hub` of every hf_rnn model complete runs as `hf-rnn push` does."""
-    for base in MODEL_BASES.values():
-        base.run_saver = staticmethod(complete_saved_run)
-        base.run_pusher = staticmethod(push_model)
+    for family in FAMILIES:
+        family.pretrained_class.run_saver = staticmethod(complete_saved_run)
+        family.pretrained_class.run_pusher = staticmethod(push_model)
 
 
 def upload_files(model_dir: Path, code_files: list[Path]) -> list[Path]:
@@ -169,8 +159,7 @@ def push(
         validate_repo_id(repo_id)
     except HFValidationError as error:
         raise HubError(f"{repo_id!r} is not a Hub repo id (user/name): {error}") from error
-    recipe_path = model_dir / "recipe.yaml"
-    if not any(model_dir.glob("*.safetensors")) or not recipe_path.is_file():
+    if not any(model_dir.glob("*.safetensors")) or not (model_dir / RECIPE_FILE).is_file():
         raise HubError(
             f"{model_dir} lacks safetensors weights or recipe.yaml: push uploads run directories written by "
             "`hf-rnn train` (the model card is built from the recipe and results)."
@@ -184,9 +173,10 @@ def push(
     if token is None:
         raise HubError("no Hugging Face token: set $HF_TOKEN, run `hf auth login`, or pass --token.")
 
-    recipe = recipe_from_dict(yaml.safe_load(recipe_path.read_text(encoding="utf-8")))
+    run = Run(model_dir)
+    recipe = run.recipe()
     code_files = export_remote_code(model_dir)
-    write_model_card(model_dir, model_type, recipe, read_json(model_dir / "all_results.json"), repo_id=repo_id)
+    write_model_card(model_dir, model_type, recipe, run.results(), repo_id=repo_id)
     operations = [
         CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
         for path in upload_files(model_dir, code_files)
@@ -205,43 +195,3 @@ def push(
     except HfHubHTTPError as error:
         raise HubError(f"the Hub refused the upload to {repo_id!r}: {error}") from error
     return commit.commit_url
-
-
-def run_file(model: str, filename: str) -> Path | None:
-    """`filename` of the run `model`: a local directory, or a Hub repo (from the local cache when offline).
-
-    None when the run has no such file; a Hub file that is offline and not cached raises `HubError`.
-    """
-    directory = Path(model).expanduser()
-    if directory.is_dir():
-        path = directory / filename
-        return path if path.is_file() else None
-    try:
-        return Path(hf_hub_download(model, filename, local_files_only=hub_is_offline()))
-    except RemoteEntryNotFoundError:
-        return None
-    except LocalEntryNotFoundError as error:
-        raise HubError(
-            f"{filename} of {model!r} is not in the local Hub cache, and the Hub is offline (HF_HUB_OFFLINE set or "
-            "unreachable): pass a run directory, or fetch the repo once online."
-        ) from error
-    except (HfHubHTTPError, HFValidationError) as error:
-        raise HubError(f"cannot read {filename} of {model!r} from the Hub: {error}") from error
-
-
-def add_push_parser(subparsers) -> None:
-    parser = subparsers.add_parser("push", help="upload a trained run to the Hugging Face Hub")
-    parser.add_argument("model_dir", help="a run directory written by `hf-rnn train`")
-    parser.add_argument("repo_id", help="Hub repo, e.g. your-name/imdb-bilstm (created if missing)")
-    parser.add_argument(
-        "--private", action="store_true", help="create the repo as private (an existing repo keeps its visibility)"
-    )
-    parser.add_argument("--revision", help="branch to commit to, created if missing (default: main)")
-    parser.add_argument("--token", help="Hub token with write access (default: $HF_TOKEN or the saved login)")
-    parser.set_defaults(handler=run_push)
-
-
-def run_push(args: argparse.Namespace) -> int:
-    url = push(args.model_dir, args.repo_id, private=args.private, revision=args.revision, token=args.token)
-    print(url)
-    return 0

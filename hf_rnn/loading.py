@@ -16,13 +16,14 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 from safetensors import SafetensorError, safe_open
 
+from .errors import HfRnnError
 from .network import hub_is_offline
 
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(HfRnnError, RuntimeError):
     """A saved model could not be found or read; the message names the file and what to do."""
 
 

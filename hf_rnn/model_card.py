@@ -23,29 +23,16 @@ from safetensors import safe_open
 
 from . import __version__ as hf_rnn_version
 from .data import DATASET_PRESETS, SAMPLE_DATA_DIR, resolve_data_dir
+from .families import family_of
 from .metrics import translation_signatures
 from .recipe import DEFAULT_SEED, Recipe
+from .runs import EVAL_RESULTS_FILE, RUN_INFO_FILE, TEST_RESULTS_FILE, Run, read_json
 
 # Package data (pyproject.toml), so a wheel install has the templates too.
 TEMPLATE_DIR = Path(__file__).resolve().parent / "model_cards"
-RUN_INFO_FILE = "run_info.json"
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "sacrebleu")
 NOT_RECORDED = "not recorded"
 
-# Per family: the model-index task type (also the Hub pipeline tag) and the reported metrics as
-# (key in the results, model-index metric type, display name, metric args).
-FAMILIES: dict[str, dict[str, Any]] = {
-    "rnn_classifier": {
-        "task_type": "text-classification",
-        "metrics": [("accuracy", "accuracy", "accuracy", {}), ("macro_f1", "f1", "macro-F1", {"average": "macro"})],
-    },
-    "rnn_seq2seq": {
-        "task_type": "translation",
-        "metrics": [("bleu", "bleu", "sacreBLEU", {}), ("chrf", "chrf", "chrF", {})],
-    },
-}
-# Written beside a run by `scripts/seed_summary.py --into-runs`: the recipe's results over several seeds.
-SEEDS_FILE = "seeds.json"
 # The card's license: hf_rnn's own (its code ships in the repo, and the weights are released under it too).
 CARD_LICENSE = "apache-2.0"
 # The text a classifier card offers in the Hub widget.
@@ -56,11 +43,6 @@ EXAMPLE_SOURCES = {
     "en": "A dog runs across a green meadow.",
     "fr": "Un chien court dans une prairie verte.",
 }
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in `path`, or `{}` when the file does not exist."""
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def cpu_model() -> str:
@@ -147,7 +129,7 @@ def evaluation_sets(output_dir: Path, recipe: Recipe, results: dict[str, Any], v
                 "dataset_config": recipe.data.dataset_config,
                 "split": recipe.data.test_split,
                 "examples": test_values.get("examples"),
-                "source": "test_results.json",
+                "source": TEST_RESULTS_FILE,
                 "values": test_values,
                 "signatures": signatures,
             }
@@ -173,26 +155,26 @@ def evaluation_sets(output_dir: Path, recipe: Recipe, results: dict[str, Any], v
 
 def eval_results(model_type: str, sets: list[dict]) -> list[EvalResult]:
     """`model-index` entries: one per evaluation set and reported metric (macro-F1 and signatures as args)."""
-    family = FAMILIES[model_type]
+    family = family_of(model_type)
     entries = []
     for evaluation in sets:
-        for key, metric_type, display_name, args in family["metrics"]:
-            if key not in evaluation["values"]:
+        for metric in family.card_metrics:
+            if metric.key not in evaluation["values"]:
                 continue
-            signature = evaluation["signatures"].get(f"{key}_signature")
-            metric_args = {**args, "signature": signature} if signature else args
+            signature = evaluation["signatures"].get(f"{metric.key}_signature")
+            metric_args = {**metric.args, "signature": signature} if signature else metric.args
             entries.append(
                 EvalResult(
-                    task_type=family["task_type"],
+                    task_type=family.card_task_type,
                     dataset_type=evaluation["dataset"],
                     dataset_name=evaluation["dataset"],
                     dataset_config=evaluation["dataset_config"],
                     dataset_split=evaluation["split"],
                     # What was measured: bundled slices and `max_*_samples` caps score part of a split.
                     dataset_args={"examples": evaluation["examples"]} if evaluation["examples"] else None,
-                    metric_type=metric_type,
-                    metric_name=display_name,
-                    metric_value=evaluation["values"][key],
+                    metric_type=metric.metric_type,
+                    metric_name=metric.display_name,
+                    metric_value=evaluation["values"][metric.key],
                     metric_args=metric_args or None,
                 )
             )
@@ -205,14 +187,14 @@ def result_rows(model_type: str, sets: list[dict], results: dict[str, Any], vali
         "dataset": "validation (checkpoint selection)",
         "split": "validation",
         "examples": validation_size if isinstance(validation_size, int) else None,
-        "source": "eval_results.json",
+        "source": EVAL_RESULTS_FILE,
         "values": {key.removeprefix("eval_"): value for key, value in results.items() if key.startswith("eval_")},
     }
     rows = []
     for evaluation in [validation, *sets]:
-        for key, _, display_name, _ in FAMILIES[model_type]["metrics"]:
-            if key in evaluation["values"]:
-                rows.append({**evaluation, "metric": display_name, "value": evaluation["values"][key]})
+        for metric in family_of(model_type).card_metrics:
+            if metric.key in evaluation["values"]:
+                rows.append({**evaluation, "metric": metric.display_name, "value": evaluation["values"][metric.key]})
     return rows
 
 
@@ -273,24 +255,25 @@ def build_model_card(
 ) -> ModelCard:
     """The card of the run in `output_dir`; usage snippets load `repo_id`, or `output_dir` when it is None."""
     output_dir = Path(output_dir)
-    config = read_json(output_dir / "config.json")
-    run_info = read_json(output_dir / RUN_INFO_FILE)
+    run = Run(output_dir)
+    config, run_info = run.config(), run.run_info()
     versions = run_info.get("versions", {})
     sets = evaluation_sets(output_dir, recipe, results, versions)
     model_name = repo_id.split("/")[-1] if repo_id else output_dir.resolve().name
     data = recipe.data
-    is_translation = model_family == "rnn_seq2seq"
+    family = family_of(model_family)
+    is_translation = family.task == "translation"
     example = EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"]) if is_translation else EXAMPLE_REVIEW
     card_data = ModelCardData(
         model_name=model_name,
         library_name="transformers",
         license=CARD_LICENSE,
-        pipeline_tag=FAMILIES[model_family]["task_type"],
+        pipeline_tag=family.card_task_type,
         tags=["hf_rnn", model_family, config.get("cell_type", "rnn"), "custom_code"],
         datasets=[data.dataset],
         language=[data.source_lang, data.target_lang] if is_translation else [data.language],
         widget=[{"text": example}],
-        metrics=[metric_type for _, metric_type, _, _ in FAMILIES[model_family]["metrics"]],
+        metrics=[metric.metric_type for metric in family.card_metrics],
         eval_results=eval_results(model_family, sets) or None,
     )
     hardware = run_info.get("hardware", {})
@@ -323,7 +306,7 @@ def build_model_card(
         num_beams=recipe.options.generation_num_beams,
         max_new_tokens=recipe.options.generation_max_new_tokens,
         seed=recipe.training.get("seed", DEFAULT_SEED),
-        seed_spread=seed_spread(read_json(output_dir / SEEDS_FILE)),
+        seed_spread=seed_spread(run.seeds()),
     )
 
 

@@ -17,15 +17,16 @@ from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from .data import DataConfig
+from .errors import HfRnnError
+from .families import tasks
 from .tokenization import TokenizerConfig
 
 RECIPES_DIR = Path(__file__).parent / "recipes"
 DEFAULT_SEED = 42  # `training.seed` (and `data.seed`) of a recipe that sets none
-TASKS = ("classification", "translation")
 SECTIONS = ("task", "model", "tokenizer", "data", "training")
 
 
-class RecipeError(ValueError):
+class RecipeError(HfRnnError, ValueError):
     """A recipe or override is malformed; the message names the key and what is allowed."""
 
 
@@ -221,8 +222,8 @@ def recipe_from_dict(raw: dict[str, Any]) -> Recipe:
     if unknown:
         raise RecipeError(f"unknown recipe section(s) {unknown}; sections are {list(SECTIONS)}.")
     task = raw.get("task", "classification")
-    if task not in TASKS:
-        raise RecipeError(f"`task` must be one of {list(TASKS)}, got {task!r}.")
+    if task not in tasks():
+        raise RecipeError(f"`task` must be one of {tasks()}, got {task!r}.")
     for section in ("model", "tokenizer", "data", "training"):
         if not isinstance(raw.get(section) or {}, dict):
             raise RecipeError(f"section `{section}` must be a mapping.")

@@ -23,6 +23,7 @@ from transformers import (
 )
 
 from .data import DataConfig, DataError
+from .families import family_for_task
 from .metrics import classification_metrics, translation_metrics
 from .model_card import write_model_card
 from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
@@ -49,7 +50,7 @@ class TaskAdapter:
     arguments_class: type = TrainingArguments
     trainer_class: type = Trainer
     config_class: type
-    model_family: str = ""
+    task: str = ""  # the recipe `task` this adapter trains (its family in `hf_rnn.families`)
     # Stand-ins for the values the tokenizer and data decide, to validate a `model` section up front.
     placeholder_fixed: dict[str, Any] = {"vocab_size": 1000, "pad_token_id": 0}
 
@@ -88,7 +89,7 @@ class TaskAdapter:
         return {}
 
     def write_model_card(self, output_dir: Path, recipe: Recipe, results: dict[str, Any]) -> None:
-        write_model_card(output_dir, self.model_family, recipe, results)
+        write_model_card(output_dir, family_for_task(self.task).model_type, recipe, results)
 
 
 def label_names(split: Dataset, column: str) -> list[str]:
@@ -101,7 +102,7 @@ def label_names(split: Dataset, column: str) -> list[str]:
 
 class ClassificationTask(TaskAdapter):
     config_class = RnnClassifierConfig
-    model_family = "rnn_classifier"
+    task = "classification"
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return [data.text_column, data.label_column]
@@ -174,7 +175,7 @@ class ClassificationTask(TaskAdapter):
     def callbacks(self, recipe: Recipe) -> list:
         if recipe.options.gradient_flow_every is None:
             return []
-        from .diagnostics import GradientFlowCallback
+        from .lab.diagnostics import GradientFlowCallback
 
         return [GradientFlowCallback(every_n_steps=recipe.options.gradient_flow_every)]
 
@@ -259,7 +260,7 @@ class TranslationTask(TaskAdapter):
     arguments_class = Seq2SeqTrainingArguments
     trainer_class = TranslationTrainer
     config_class = RnnSeq2SeqConfig
-    model_family = "rnn_seq2seq"
+    task = "translation"
     placeholder_fixed = {
         "vocab_size": 1000,
         "pad_token_id": 0,
@@ -356,4 +357,6 @@ def target_token_ids(tokenizer, train_split: Dataset, target_lang: str) -> list[
     return np.flatnonzero(seen).tolist()
 
 
-TASK_ADAPTERS: dict[str, TaskAdapter] = {"classification": ClassificationTask(), "translation": TranslationTask()}
+def task_adapter(task: str) -> TaskAdapter:
+    """The training adapter of a recipe's `task` (named by its family in `hf_rnn.families`)."""
+    return family_for_task(task).load_task_adapter()

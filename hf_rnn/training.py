@@ -9,7 +9,6 @@ history), checkpoints, the model's code files with `auto_map` (written by `save_
 """
 
 import dataclasses
-import json
 import logging
 import os
 import time
@@ -26,7 +25,8 @@ from .memory import peak_rss_mb
 from .model_card import write_run_info
 from .network import hub_is_offline
 from .recipe import DEFAULT_SEED, Recipe, RecipeError
-from .tasks import TASK_ADAPTERS, TaskAdapter
+from .runs import Run, write_recipe
+from .tasks import TaskAdapter, task_adapter
 from .tokenization import train_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ def train(
     output_dir = Path(output_dir)
     if recipe.options.threads:
         torch.set_num_threads(recipe.options.threads)
-    adapter = TASK_ADAPTERS[recipe.task]
+    adapter = task_adapter(recipe.task)
     adapter.validate_model_section(recipe)
     args = build_training_arguments(adapter, recipe, output_dir)
     if recipe.options.push_to_hub_repo and hub_is_offline():
@@ -168,7 +168,7 @@ def train(
     )
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)
-        (output_dir / "recipe.yaml").write_text(recipe.to_yaml(), encoding="utf-8")
+        write_recipe(output_dir, recipe)
         write_run_info(output_dir, data_dir, {name: len(split) for name, split in encoded.items()})
 
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
@@ -201,12 +201,7 @@ def train(
     trainer.save_metrics("test", test_metrics)
 
     if trainer.is_world_process_zero():
-        adapter.write_model_card(output_dir, recipe, read_results(output_dir))
+        adapter.write_model_card(output_dir, recipe, Run(output_dir).results())
         if recipe.options.push_to_hub_repo:
             push(output_dir, recipe.options.push_to_hub_repo)
-    return read_results(output_dir)
-
-
-def read_results(output_dir: str | os.PathLike) -> dict[str, float]:
-    path = Path(output_dir) / "all_results.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return Run(output_dir).results()

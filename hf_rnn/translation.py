@@ -2,7 +2,6 @@
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -104,8 +103,8 @@ def evaluate_translator(
     split,
     data: DataConfig,
     batch_size: int,
-    num_beams: int | None,
-    max_new_tokens: int | None,
+    num_beams: int | None = None,
+    max_new_tokens: int | None = None,
 ) -> dict[str, Any]:
     """sacreBLEU and chrF (with signatures) of beam-search translations of `split`, and the decoding speed.
 
@@ -167,24 +166,3 @@ def translate_with_attention(
         "target_tokens": tokenizer.convert_ids_to_tokens(target_ids[1:].tolist()),
         "weights": weights,
     }
-
-
-def plot_attention(weights: torch.Tensor, source_tokens: list[str], target_tokens: list[str], path: str | Path):
-    """Heatmap of target (rows) x source (columns) attention with the tokens on the axes."""
-    from matplotlib.figure import Figure
-
-    weights = np.asarray(weights, dtype=np.float32)
-    height = max(3.0, 0.32 * len(target_tokens) + 1.5)
-    width = max(4.0, 0.32 * len(source_tokens) + 2.0)
-    figure = Figure(figsize=(width, height), dpi=100)
-    axes = figure.add_subplot()
-    image = axes.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(len(source_tokens)), labels=source_tokens, rotation=90, fontsize=9)
-    axes.set_yticks(range(len(target_tokens)), labels=target_tokens, fontsize=9)
-    axes.set_xlabel("source token")
-    axes.set_ylabel("generated target token")
-    axes.set_title("Attention weights")
-    figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02)
-    figure.tight_layout()
-    figure.savefig(path)
-    return Path(path)

@@ -7,7 +7,7 @@ python scripts/benchmark.py --only ddp        # on an idle machine: 2 processes 
 
 import sys
 
-from hf_rnn.benchmark import main
+from hf_rnn.commands import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["benchmark", *sys.argv[1:]]))

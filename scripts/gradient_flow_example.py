@@ -16,14 +16,8 @@ from tokenizers.models import WordLevel
 from tokenizers.trainers import WordLevelTrainer
 
 from hf_rnn import RnnForSequenceClassification
-from hf_rnn.diagnostics import (
-    compare_gradient_flow,
-    fresh_classifier_configs,
-    gate_activity,
-    plot_gate_activity,
-    plot_gradient_flow,
-    write_json,
-)
+from hf_rnn.lab.diagnostics import compare_gradient_flow, fresh_classifier_configs, gate_activity, write_json
+from hf_rnn.plotting import plot_gate_activity, plot_gradient_flow
 
 
 def word_level_tokenizer(texts: list[str], vocab_size: int = 20000) -> Tokenizer:

@@ -15,10 +15,9 @@ import json
 import statistics
 from pathlib import Path
 
-import yaml
-
-from hf_rnn.model_card import SEEDS_FILE, read_json, write_model_card
-from hf_rnn.recipe import DEFAULT_SEED, load_recipe
+from hf_rnn.model_card import write_model_card
+from hf_rnn.recipe import DEFAULT_SEED
+from hf_rnn.runs import SEEDS_FILE, Run
 
 METRICS = {
     "imdb": {"file": "test_results.json", "keys": {"test_accuracy": "test accuracy", "test_macro_f1": "test macro-F1"}},
@@ -30,14 +29,14 @@ def summarise(kind: str, runs: list[Path]) -> dict:
     spec = METRICS[kind]
     per_seed = []
     for run in runs:
-        recipe = yaml.safe_load((run / "recipe.yaml").read_text(encoding="utf-8"))
-        seed = (recipe.get("training") or {}).get("seed", DEFAULT_SEED)
-        values = json.loads((run / spec["file"]).read_text(encoding="utf-8"))
-        train = json.loads((run / "train_results.json").read_text(encoding="utf-8"))
-        row = {"run": str(run), "training_seed": seed, "train_runtime_s": train.get("train_runtime")}
+        saved = Run(run)
+        seed = saved.recipe().training.get("seed", DEFAULT_SEED)
+        values = saved.json(spec["file"])
+        row = {"run": str(run), "training_seed": seed, "train_runtime_s": saved.train_results().get("train_runtime")}
         row.update({key: values[key] for key in spec["keys"]})
-        eval_results = json.loads((run / "eval_results.json").read_text(encoding="utf-8"))
-        row["validation"] = {key: value for key, value in eval_results.items() if key.startswith("eval_")}
+        row["validation"] = {
+            key: value for key, value in saved.json("eval_results.json").items() if key.startswith("eval_")
+        }
         per_seed.append(row)
     summary = {}
     for key, label in spec["keys"].items():
@@ -67,9 +66,8 @@ def main() -> None:
     if args.into_runs:
         for run in args.runs:
             (run / SEEDS_FILE).write_text(text, encoding="utf-8")
-            recipe = load_recipe(run / "recipe.yaml")
-            family = json.loads((run / "config.json").read_text(encoding="utf-8"))["model_type"]
-            write_model_card(run, family, recipe, read_json(run / "all_results.json"))
+            saved = Run(run)
+            write_model_card(run, saved.config()["model_type"], saved.recipe(), saved.results())
     for key, stats in report["summary"].items():
         values = ", ".join(str(row[key]) for row in report["runs"])
         print(f"{stats['label']}: {stats['mean']:.4f} ± {stats['std']:.4f} (seeds: {values})")

@@ -6,7 +6,7 @@ accelerate launch --multi_gpu --num_processes 2 scripts/train.py configs/imdb_ti
 
 import sys
 
-from hf_rnn.cli import main
+from hf_rnn.commands import main
 
 if __name__ == "__main__":
     sys.exit(main(["train", *sys.argv[1:]]))

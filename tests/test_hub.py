@@ -27,58 +27,19 @@ from transformers.dynamic_module_utils import get_imports
 
 import hf_rnn
 from hf_rnn import hub
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
 from hf_rnn.evaluation import evaluate_model
 from hf_rnn.metrics import classification_metrics, load_metric, translation_metrics
 from hf_rnn.model_card import write_model_card
 from hf_rnn.recipe import RecipeError, load_recipe
-from hf_rnn.training import train
+from hf_rnn.runs import Run, RunFileError
 from hf_rnn.translation import generate_translations
 
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
+
 REPO = Path(__file__).resolve().parent.parent
-TINY_IMDB = [
-    "training.num_train_epochs=1",
-    "training.threads=1",
-    "data.max_train_samples=300",
-    "data.validation_size=100",
-    "data.max_test_samples=100",
-    "tokenizer.vocab_size=800",
-    "tokenizer.model_max_length=64",
-    "training.push_to_hub_repo=someone/imdb-tiny",
-]
-TINY_M30K = [
-    "training.num_train_epochs=1",
-    "data.max_train_samples=300",
-    "data.max_eval_samples=30",
-    "data.max_test_samples=30",
-    "tokenizer.vocab_size=600",
-    "model.hidden_size=32",
-    "model.embedding_size=32",
-    "training.generation_max_new_tokens=20",
-]
 REVIEWS = ["A moving story, wonderfully acted.", "Dull and far too long; I left early.", "ok"]
 SOURCES = ["Ein Hund läuft über eine grüne Wiese.", "Zwei Männer spielen Fußball.", "Hallo"]
-
-
-@pytest.fixture(scope="module")
-def classifier_run(tmp_path_factory) -> Path:
-    """A finished tiny IMDB run (about 5 s); `push` is replaced by a recorder to check that training calls it."""
-    output_dir = tmp_path_factory.mktemp("imdb-run")
-    pushes = []
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("hf_rnn.training.push", lambda model_dir, repo_id: pushes.append((Path(model_dir), repo_id)))
-        patch.setattr("hf_rnn.training.hub_is_offline", lambda: False)
-        train(load_recipe(REPO / "configs" / "imdb_tiny.yaml", TINY_IMDB), output_dir, data_dir="sample")
-    assert pushes == [(output_dir, "someone/imdb-tiny")]
-    return output_dir
-
-
-@pytest.fixture(scope="module")
-def seq2seq_run(tmp_path_factory) -> Path:
-    """A finished tiny Multi30k run (about 5 s)."""
-    output_dir = tmp_path_factory.mktemp("m30k-run")
-    train(load_recipe(REPO / "configs" / "multi30k_tiny.yaml", TINY_M30K), output_dir, data_dir="sample")
-    return output_dir
 
 
 def copy_run(run_dir: Path, tmp_path: Path) -> Path:
@@ -605,11 +566,11 @@ print(json.dumps({{"accuracy": card.data.eval_results[0].metric_value, "files": 
 
 def test_run_file_reads_local_runs_and_fails_fast_for_uncached_hub_ids(tmp_path):
     (tmp_path / "recipe.yaml").write_text("task: classification\n")
-    assert hub.run_file(str(tmp_path), "recipe.yaml") == tmp_path / "recipe.yaml"
-    assert hub.run_file(str(tmp_path), "absent.yaml") is None
+    assert Run(tmp_path).file("recipe.yaml") == tmp_path / "recipe.yaml"
+    assert Run(str(tmp_path)).file("absent.yaml") is None
     started = time.perf_counter()
-    with pytest.raises(hub.HubError, match="offline"):
-        hub.run_file(f"someone/not-cached-{uuid.uuid4().hex[:8]}", "recipe.yaml")
+    with pytest.raises(RunFileError, match="offline"):
+        Run(f"someone/not-cached-{uuid.uuid4().hex[:8]}").file("recipe.yaml")
     assert time.perf_counter() - started < 1.0
 
 

@@ -10,10 +10,12 @@ import json
 import pytest
 from hub_layouts import imdb_layout, multi30k_layout, wmt14_layout
 
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
 from hf_rnn.data import DataConfig, DataError, load_eval_split, load_task_splits
 from hf_rnn.recipe import load_recipe
-from hf_rnn.tasks import TASK_ADAPTERS
+from hf_rnn.tasks import task_adapter
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 # The Hub splits are called validation / test; the recipe names WMT14's by the test sets they hold.
 WMT14_SPLITS = ["data.validation_split=validation", "data.test_split=test"]
@@ -36,7 +38,7 @@ WMT14_SMALL = [  # the GPU recipe's data path at CPU-test size
 
 def recipe_splits(name: str, folder, extra: list[str] = ()):
     recipe = load_recipe(name, [f"data.dataset={folder}", *extra])
-    return load_task_splits(recipe.data, None, TASK_ADAPTERS[recipe.task].required_columns(recipe.data))
+    return load_task_splits(recipe.data, None, task_adapter(recipe.task).required_columns(recipe.data))
 
 
 @pytest.mark.parametrize("recipe", ["imdb_tiny", "imdb_bilstm"])

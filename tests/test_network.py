@@ -12,7 +12,11 @@ import sys
 import threading
 import time
 
+import pytest
+
 from hf_rnn.network import HUB_PROBE_DEADLINE_S, hub_is_offline
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 NON_ROUTABLE = "http://10.255.255.1"  # private address space that nobody answers for
 

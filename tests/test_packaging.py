@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -59,10 +61,13 @@ def test_model_card_renders_from_the_unpacked_wheel(wheel, tmp_path):
 
 
 def test_scoring_and_translating_do_not_load_the_training_path():
-    """`hf-rnn evaluate` / `translate` read a saved model; they must not import the Trainer path to do so."""
+    """`hf-rnn evaluate` / `translate` / `classify` read a saved model; the command line and the scoring code must not
+    import the Trainer path (hf_rnn's or transformers') to do so."""
     script = (
-        "import sys, hf_rnn.evaluation, hf_rnn.translation; "
-        "print(sorted(name for name in ('hf_rnn.training', 'hf_rnn.tasks') if name in sys.modules))"
+        "import sys, hf_rnn.evaluation, hf_rnn.translation, hf_rnn.plotting; "
+        "from hf_rnn.commands import build_parser; build_parser(); "
+        "loaded = ('hf_rnn.training', 'hf_rnn.tasks', 'transformers.trainer', 'transformers.trainer_seq2seq'); "
+        "print(sorted(name for name in loaded if name in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
     assert result.stdout.strip() == "[]"

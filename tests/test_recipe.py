@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from hf_rnn.cli import main
+from hf_rnn.commands import main
 from hf_rnn.recipe import (
     RecipeError,
     apply_overrides,
@@ -106,3 +106,22 @@ def test_missing_recipe_file():
         load_recipe("configs/does_not_exist.yaml")
     with pytest.raises(RecipeError, match=r"not found: give a YAML file or the name .*imdb_bilstm, imdb_tiny"):
         load_recipe("imdb_huge")
+
+
+@pytest.mark.parametrize("name", sorted(shipped_recipes()))
+def test_every_shipped_recipe_builds_its_model_config_and_training_arguments(name, tmp_path):
+    """A typo in a shipped recipe fails here, without reading any data (the values the data decides are stand-ins)."""
+    from hf_rnn.families import family_for_task
+    from hf_rnn.tasks import build_config, task_adapter
+    from hf_rnn.training import build_training_arguments
+
+    recipe = load_recipe(name)
+    adapter = task_adapter(recipe.task)
+    config = build_config(adapter.config_class, recipe.model, adapter.placeholder_fixed)
+    assert config.model_type == family_for_task(recipe.task).model_type
+    assert all(getattr(config, key) == value for key, value in recipe.model.items())
+    args = build_training_arguments(adapter, recipe, tmp_path)
+    assert isinstance(args, adapter.arguments_class)
+    for key, value in recipe.training.items():
+        if hasattr(args, key) and not isinstance(getattr(args, key), (list, dict)) and value is not None:
+            assert getattr(args, key) == value or str(getattr(args, key)).endswith(str(value)), key

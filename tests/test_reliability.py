@@ -30,13 +30,15 @@ from hf_rnn.checkpoints import (
     latest_complete_checkpoint,
     resolve_resume_checkpoint,
 )
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
 from hf_rnn.data import DataConfig, DataError, load_task_splits
 from hf_rnn.loading import ModelLoadError, load_model
 from hf_rnn.recipe import load_recipe
-from hf_rnn.tasks import TASK_ADAPTERS
+from hf_rnn.tasks import task_adapter
 from hf_rnn.tokenization import TokenizerConfig, clean_text, train_tokenizer
 from hf_rnn.training import train
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_LENGTH = 32
@@ -81,7 +83,7 @@ def translator_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tiny-translator")
     data = DataConfig(local_name="multi30k", validation_split="validation", max_train_samples=300)
     splits = load_task_splits(data, "sample", ["translation"])
-    texts = TASK_ADAPTERS["translation"].tokenizer_texts(splits["train"], data)
+    texts = task_adapter("translation").tokenizer_texts(splits["train"], data)
     tokenizer = train_tokenizer(
         texts, TokenizerConfig(model="bpe", vocab_size=300, lowercase=False, strip_html=False, model_max_length=16)
     )
@@ -219,7 +221,7 @@ def test_classify_cli_answers_every_line_and_flags_truncation(classifier_dir, ca
 def test_classify_cli_takes_invalid_utf8_bytes_from_argv_and_stdin(classifier_dir):
     """Python hands undecodable bytes over as lone surrogates (`surrogateescape`); they become U+FFFD."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "hf_rnn.cli", "classify", str(classifier_dir)]
+    command = [sys.executable, "-m", "hf_rnn", "classify", str(classifier_dir)]
     from_argv = subprocess.run([*command, b"bad \xff\xfe bytes", ""], capture_output=True, env=env, timeout=120)
     from_stdin = subprocess.run(command, input=b"fine\n\xff\xfe\x00\n\n", capture_output=True, env=env, timeout=120)
     for result, count in ((from_argv, 2), (from_stdin, 3)):
@@ -514,7 +516,7 @@ def test_pickled_weights_alone_are_refused_not_executed(classifier_dir, tmp_path
 
 # Files allowed to unpickle, and why: never a file from a model directory.
 TRUSTED_UNPICKLING = {
-    "hf_rnn/benchmark.py": "its DDP workers read the payload the benchmark itself wrote to a temporary folder",
+    "hf_rnn/lab/benchmark.py": "its DDP workers read the payload the benchmark itself wrote to a temporary folder",
 }
 
 

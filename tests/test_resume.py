@@ -19,7 +19,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = str(REPO / "configs" / "imdb_tiny.yaml")
@@ -50,7 +52,7 @@ import os, signal, sys, time
 from pathlib import Path
 from transformers import Trainer, TrainerCallback
 from hf_rnn import tasks
-from hf_rnn.cli import main
+from hf_rnn.commands import main
 
 mode, step, marker = os.environ["KILL_MODE"], int(os.environ["KILL_STEP"]), Path(os.environ["KILL_MARKER"])
 if mode == "pause":
@@ -59,9 +61,8 @@ if mode == "pause":
             if state.global_step == step:
                 marker.write_text(str(os.getpid()))
                 time.sleep(600)
-    adapter = tasks.TASK_ADAPTERS["classification"]
-    callbacks = adapter.callbacks
-    adapter.callbacks = lambda recipe: [*callbacks(recipe), Pause()]
+    callbacks = tasks.ClassificationTask.callbacks
+    tasks.ClassificationTask.callbacks = lambda self, recipe: [*callbacks(self, recipe), Pause()]
 else:
     save = Trainer._save_optimizer_and_scheduler
     def killed_while_saving(self, output_dir):

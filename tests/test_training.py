@@ -12,9 +12,11 @@ from hub_layouts import multi30k_layout
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 import hf_rnn  # noqa: F401
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
 from hf_rnn.recipe import load_recipe
 from hf_rnn.training import train
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 REPO = Path(__file__).resolve().parent.parent
 IMDB_QUICK = [
@@ -234,7 +236,7 @@ def test_cli_offline_without_local_data_fails_fast(capsys):
         [
             sys.executable,
             "-m",
-            "hf_rnn.cli",
+            "hf_rnn",
             "train",
             str(REPO / "configs" / "imdb_tiny.yaml"),
             "--output-dir",

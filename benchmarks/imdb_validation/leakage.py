@@ -26,7 +26,7 @@ from transformers import TrainerCallback, set_seed
 from hf_rnn.data import load_split_files, resolve_data_dir
 from hf_rnn.groupings import example_groups
 from hf_rnn.recipe import load_recipe
-from hf_rnn.tasks import TASK_ADAPTERS
+from hf_rnn.tasks import task_adapter
 from hf_rnn.training import add_lengths, build_training_arguments, prepare_tokenizer
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(recipe.options.threads or torch.get_num_threads())
-    adapter = TASK_ADAPTERS[recipe.task]
+    adapter = task_adapter(recipe.task)
     raw = load_split_files(resolve_data_dir(args.data_dir), recipe.data.local_name, ["train", "test"])
     movies, unknown = example_groups(raw["train"][recipe.data.text_column], "imdb_movies")
     assert unknown == 0, f"{unknown} training reviews have no movie"

@@ -1,79 +1,17 @@
-"""The `hf-rnn` command line: train, evaluate and use recurrent models."""
+"""`hf-rnn evaluate`, `hf-rnn translate` and `hf-rnn classify`: score and use saved models."""
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-from . import inspect_cli
-from .benchmark import add_benchmark_parser
-from .checkpoints import CheckpointError
-from .data import DataError
-from .hub import HubError, add_push_parser
-from .loading import ModelLoadError
-from .recipe import RecipeError
+from ..errors import HfRnnError
 
 
-def add_train_parser(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a model from a YAML recipe")
-    add_train_arguments(parser)
-    parser.set_defaults(handler=run_train)
-
-
-def add_train_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "recipe", help="a recipe YAML file, or the name of a shipped recipe (`hf-rnn recipes` lists them)"
-    )
-    parser.add_argument("--output-dir", required=True, help="where the model, checkpoints and results go")
-    parser.add_argument(
-        "--data-dir",
-        help="folder with <dataset>/<split>.parquet files (e.g. ../shared/data), or 'sample' for the bundled "
-        "slices; default: $HF_RNN_DATA_DIR, else the Hub dataset named in the recipe",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set training.learning_rate=2e-3 (repeatable)",
-    )
-    parser.add_argument(
-        "--resume",
-        nargs="?",
-        const=True,
-        default=False,
-        help="resume from the last checkpoint in --output-dir (or from the checkpoint path given)",
-    )
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from .recipe import load_recipe
-    from .training import train
-
-    recipe = load_recipe(args.recipe, args.overrides)
-    results = train(recipe, args.output_dir, data_dir=args.data_dir, resume=args.resume)
-    print(json.dumps(results, indent=2))
-    return 0
-
-
-def add_recipes_parser(subparsers) -> None:
-    parser = subparsers.add_parser("recipes", help="list the recipes that ship with hf_rnn")
-    parser.set_defaults(handler=run_recipes)
-
-
-def run_recipes(args: argparse.Namespace) -> int:
-    from .recipe import recipe_summary, shipped_recipes
-
-    recipes = shipped_recipes()
-    width = max(map(len, recipes))
-    for name, path in recipes.items():
-        print(f"{name:<{width}}  {recipe_summary(path)}")
-    print(
-        f"\nTrain one with `hf-rnn train NAME --output-dir DIR`; the files are in {next(iter(recipes.values())).parent}"
-    )
-    return 0
+def add_parsers(subparsers) -> None:
+    add_evaluate_parser(subparsers)
+    add_translate_parser(subparsers)
+    add_classify_parser(subparsers)
 
 
 def add_evaluate_parser(subparsers) -> None:
@@ -94,7 +32,7 @@ def add_evaluate_parser(subparsers) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_model
+    from ..evaluation import evaluate_model
 
     metrics = evaluate_model(
         args.model,
@@ -128,9 +66,10 @@ def add_translate_parser(subparsers) -> None:
 def run_translate(args: argparse.Namespace) -> int:
     from transformers import AutoModelForSeq2SeqLM
 
-    from .loading import load_model, load_tokenizer
-    from .tokenization import clean_text
-    from .translation import generate_translations, plot_attention, translate_with_attention
+    from ..loading import load_model, load_tokenizer
+    from ..plotting import plot_attention
+    from ..tokenization import clean_text
+    from ..translation import generate_translations, translate_with_attention
 
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, AutoModelForSeq2SeqLM)
@@ -143,7 +82,7 @@ def run_translate(args: argparse.Namespace) -> int:
     if args.plot_attention and texts:
         result = translate_with_attention(model, tokenizer, texts[0], args.num_beams, args.max_new_tokens)
         if result["weights"] is None:
-            raise RecipeError("this model has no attention (attention_type: none): nothing to plot.")
+            raise HfRnnError("this model has no attention (attention_type: none): nothing to plot.")
         plot_attention(result["weights"], result["source_tokens"], result["target_tokens"], args.plot_attention)
         print(f"attention heatmap written to {args.plot_attention}", file=sys.stderr)
     return 0
@@ -159,8 +98,8 @@ def add_classify_parser(subparsers) -> None:
 def run_classify(args: argparse.Namespace) -> int:
     from transformers import AutoModelForSequenceClassification, pipeline
 
-    from .loading import load_model, load_tokenizer
-    from .tokenization import clean_text, truncated_flags
+    from ..loading import load_model, load_tokenizer
+    from ..tokenization import clean_text, truncated_flags
 
     tokenizer = load_tokenizer(args.model)
     model = load_model(args.model, AutoModelForSequenceClassification)
@@ -172,33 +111,3 @@ def run_classify(args: argparse.Namespace) -> int:
     for text, result, was_truncated in zip(texts, results, truncated):
         print(json.dumps({"text": text[:80], **result, "truncated": was_truncated}, ensure_ascii=False))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hf-rnn", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
-    add_train_parser(subparsers)
-    add_recipes_parser(subparsers)
-    add_evaluate_parser(subparsers)
-    add_translate_parser(subparsers)
-    add_classify_parser(subparsers)
-    add_push_parser(subparsers)
-    add_benchmark_parser(subparsers)
-    inspect_cli.add_diagnose_parser(subparsers)
-    inspect_cli.add_compare_cells_parser(subparsers)
-    inspect_cli.add_plot_parser(subparsers)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args)
-    except (RecipeError, DataError, ModelLoadError, CheckpointError, HubError) as error:
-        print(f"hf-rnn {args.command}: error: {error}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

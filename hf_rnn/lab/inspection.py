@@ -1,15 +1,15 @@
-"""`hf-rnn diagnose gradients|gates`, `hf-rnn compare-cells` and `hf-rnn plot`: look inside the recurrence.
+"""Looking inside the recurrence: gradient flow through time (`diagnose_gradients`), gate activity
+(`diagnose_gates`) and RNN vs LSTM vs GRU at the same recipe and budget (`compare_cells_report`).
 
-The measurements and figures live in `hf_rnn.diagnostics` and `hf_rnn.plotting`, the training in
-`hf_rnn.training.train` (the one training path); this module picks the data, runs them and writes the files.
+The measurements live in `hf_rnn.lab.diagnostics`, the figures in `hf_rnn.plotting`, the training in
+`hf_rnn.training.train` (the one training path); this module picks the data, runs them and writes the files. The
+`hf-rnn diagnose` / `compare-cells` commands (`hf_rnn.commands`) only parse options and print.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -17,38 +17,15 @@ from pathlib import Path
 
 import torch
 
-from .data import DataConfig, DataError
-from .recipe import Recipe, RecipeError
+from ..data import DataConfig, DataError
+from ..families import family_for_task
+from ..recipe import Recipe, RecipeError
+from ..runs import Run
 
 CELL_TYPES = ("rnn", "lstm", "gru")
 DEFAULT_RECIPE = "imdb_tiny"
 # Distances from the last token at which the gradient-flow summary reports the decay.
 SUMMARY_DISTANCES = (10, 50, 100, 200, 400)
-
-
-def parse_cells(text: str) -> list[str]:
-    """`"rnn,lstm"` -> `["rnn", "lstm"]`, refusing unknown or repeated cell types."""
-    cells = [cell.strip().lower() for cell in text.split(",") if cell.strip()]
-    unknown = [cell for cell in cells if cell not in CELL_TYPES]
-    if not cells or unknown or len(set(cells)) != len(cells):
-        raise argparse.ArgumentTypeError(f"expected distinct cell types from {list(CELL_TYPES)}, got {text!r}")
-    return cells
-
-
-def add_common_data_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        help="folder with <dataset>/<split>.parquet files, 'sample' for the bundled slices, or $HF_RNN_DATA_DIR",
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set model.hidden_size=128 (repeatable)",
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -63,11 +40,12 @@ def load_classifier(model_dir: str | os.PathLike):
     """A saved `rnn_classifier` model (eval mode) and its tokenizer; other model types are refused."""
     from transformers import AutoModelForSequenceClassification
 
-    from .loading import load_config, load_model, load_tokenizer  # safetensors only, one-line errors
+    from ..loading import load_config, load_model, load_tokenizer  # safetensors only, one-line errors
 
+    classifier_type = family_for_task("classification").model_type
     config = load_config(model_dir)
-    if config.model_type != "rnn_classifier":
-        raise RecipeError(f"{model_dir} holds a {config.model_type!r} model; this works on rnn_classifier models.")
+    if config.model_type != classifier_type:
+        raise RecipeError(f"{model_dir} holds a {config.model_type!r} model; this works on {classifier_type} models.")
     return load_model(model_dir, AutoModelForSequenceClassification), load_tokenizer(model_dir)
 
 
@@ -115,11 +93,11 @@ def diagnostic_model_section(model: dict, cell_type: str, recipe_architecture: b
 
 def fresh_models_from_recipe(recipe: Recipe, cells: Sequence[str], data_dir, recipe_architecture: bool, seed: int):
     """Untrained classifiers (one per cell type, same sizes and seed) and the tokenizer learned as `train` would."""
-    from .data import load_task_splits
-    from .tasks import TASK_ADAPTERS
-    from .tokenization import train_tokenizer
+    from ..data import load_task_splits
+    from ..tasks import task_adapter
+    from ..tokenization import train_tokenizer
 
-    adapter = TASK_ADAPTERS["classification"]
+    adapter = task_adapter("classification")
     splits = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))
     tokenizer = train_tokenizer(adapter.tokenizer_texts(splits["train"], recipe.data), recipe.tokenizer)
     models = {}
@@ -148,8 +126,8 @@ def briefly_trained_models(
     `recipe_architecture`), no intermediate evaluation or checkpoints, 200-example validation and test
     sets. Returns `{cell_type: saved model folder}`.
     """
-    from .recipe import load_recipe
-    from .training import train
+    from ..recipe import load_recipe
+    from ..training import train
 
     run_dirs = {}
     for cell in cells:
@@ -190,76 +168,38 @@ def summarise_gradient_flow(result: dict) -> dict:
     return {"grad_norm_at_distance_from_end": at_distance, "decay_from_end": decay}
 
 
-def add_diagnose_parser(subparsers) -> None:
-    parser = subparsers.add_parser("diagnose", help="gradient flow through time and gate activity of classifiers")
-    diagnose = parser.add_subparsers(dest="diagnostic", required=True)
-
-    gradients = diagnose.add_parser(
-        "gradients",
-        help="‖∂L/∂x_t‖ per time step on real batches, for saved models or RNN vs LSTM vs GRU from a recipe",
-        description="Measure the gradient of the loss with respect to each token's embedding on a batch of real "
-        "texts. SOURCES: one or more saved classifier folders, or one recipe YAML (then one classifier per "
-        "--cells type with the recipe's sizes, fresh or trained for --train-steps steps).",
-    )
-    gradients.add_argument("sources", nargs="+", help="saved model folder(s), or one recipe YAML")
-    add_common_data_arguments(gradients)
-    gradients.add_argument("--split", default="test", help="split the batch is drawn from (default: test)")
-    gradients.add_argument("--batch-size", type=int, default=16, help="texts in the measured batch")
-    gradients.add_argument("--max-length", type=int, help="truncate texts to this many tokens (default: tokenizer's)")
-    gradients.add_argument("--min-length", type=int, default=0, help="only texts with at least this many tokens")
-    gradients.add_argument("--cells", type=parse_cells, help="recipe only: cell types (default rnn,lstm,gru)")
-    gradients.add_argument(
-        "--train-steps", type=int, default=0, help="recipe only: train each model this many steps first (0: fresh)"
-    )
-    gradients.add_argument(
-        "--recipe-architecture",
-        action="store_true",
-        help="recipe only: keep the recipe's directions and pooling (default: left to right, last-state pooling)",
-    )
-    gradients.add_argument(
-        "--max-grad-norm", type=float, help="also show the curves after clipping the gradient norm to this value"
-    )
-    gradients.add_argument(
-        "--precision",
-        choices=("float64", "float32"),
-        default="float64",
-        help="measure in float64 (default: tiny gradients keep their size) or float32 (as trained: may underflow to 0)",
-    )
-    gradients.add_argument("--seed", type=int, default=0, help="seed of the batch choice and of fresh models")
-    gradients.add_argument(
-        "--output", required=True, help="folder for gradients.png, gradients_by_position.png, gradients.json"
-    )
-    gradients.set_defaults(handler=run_diagnose_gradients)
-
-    gates = diagnose.add_parser("gates", help="gate activity heatmap of an LSTM / GRU classifier on one text")
-    gates.add_argument("model", help="a saved LSTM or GRU classifier folder")
-    gates.add_argument("text", help="the text to read")
-    gates.add_argument("--output", required=True, help="PNG to write (a JSON with the values goes beside it)")
-    gates.add_argument("--max-length", type=int, help="truncate the text to this many tokens")
-    gates.add_argument(
-        "--stretch", action="store_true", help="stretch the colours over the values shown instead of [0, 1]"
-    )
-    gates.add_argument(
-        "--units", action="store_true", help="one heatmap per gate with every hidden unit, instead of their mean"
-    )
-    gates.set_defaults(handler=run_diagnose_gates)
-
-
 def training_summary(model_dir: str | os.PathLike) -> str | None:
     """`"trained 3 epochs on 4000 texts"` from a run's `train_results.json`, or None without one."""
-    path = Path(model_dir) / "train_results.json"
-    if not path.is_file():
-        return None
-    results = json.loads(path.read_text(encoding="utf-8"))
+    results = Run(model_dir).train_results()
     if "epoch" not in results or "train_examples" not in results:
         return None
     return f"trained {plural(round(results['epoch'], 2), 'epoch')} on {results['train_examples']} texts"
 
 
-def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[dict, DataConfig, str]:
+@dataclasses.dataclass
+class GradientFlowOptions:
+    """What `diagnose_gradients` measures; the fields are `hf-rnn diagnose gradients`' options."""
+
+    sources: list[str]
+    output: str
+    data_dir: str | None = None
+    split: str = "test"
+    batch_size: int = 16
+    max_length: int | None = None
+    min_length: int = 0
+    cells: list[str] | None = None
+    train_steps: int = 0
+    recipe_architecture: bool = False
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    max_grad_norm: float | None = None
+    precision: str = "float64"
+    seed: int = 0
+    threads: int = 1
+
+
+def gradient_flow_models(args: GradientFlowOptions, from_recipe: bool) -> tuple[dict, DataConfig, str]:
     """The classifiers `diagnose gradients` measures: `({label: (model, tokenizer)}, data config, state)`."""
-    from .evaluation import recipe_data_config
-    from .recipe import load_recipe
+    from ..recipe import load_recipe
 
     sources = args.sources
     if not from_recipe:
@@ -271,7 +211,7 @@ def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[d
             models[name if cell in name.lower() else f"{name} [{cell}]"] = (model, tokenizer)
         summaries = {training_summary(source) for source in sources}
         state = summaries.pop() if len(summaries) == 1 and None not in summaries else "saved models"
-        return models, recipe_data_config(sources[0]), state
+        return models, Run(sources[0]).data_config(), state
 
     recipe = load_recipe(sources[0], args.overrides)
     if recipe.task != "classification":
@@ -294,9 +234,13 @@ def gradient_flow_models(args: argparse.Namespace, from_recipe: bool) -> tuple[d
     return models, recipe.data, "at initialisation"
 
 
-def run_diagnose_gradients(args: argparse.Namespace) -> int:
-    from .data import load_eval_split
-    from .diagnostics import clip_coefficient, gradient_norms_per_step, plot_gradient_flow, write_json
+def diagnose_gradients(args: GradientFlowOptions) -> dict:
+    """Measure ‖∂L/∂x_t‖ per time step on a batch of real texts for saved classifiers or, from one recipe, one fresh
+    (or briefly trained) classifier per cell type; write `gradients.png`, `gradients_by_position.png` and
+    `gradients.json` into `args.output`. Returns `{"settings", "models", "batch_text", "files"}`."""
+    from ..data import load_eval_split
+    from ..plotting import plot_gradient_flow
+    from .diagnostics import clip_coefficient, gradient_norms_per_step, write_json
 
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output)
@@ -378,43 +322,42 @@ def run_diagnose_gradients(args: argparse.Namespace) -> int:
         show_clipped=args.max_grad_norm is not None,
     )
     write_json({"settings": settings, "models": results}, output_dir / "gradients.json")
-
-    print(f"{batch_text}, {state}, {args.precision}")
-    for label, result in results.items():
-        decay = "  ".join(
-            f"{distance} back x{ratio:.2g}" for distance, ratio in result["decay_from_end"].items() if ratio is not None
-        )
-        clipping = "" if result["clip_coefficient"] is None else f"  clip x{result['clip_coefficient']:.2g}"
-        print(
-            f"{label:12s} loss {result['loss']:.3f}  ‖g‖ at last token {result['grad_norm_from_end'][0]:.3g}  {decay}{clipping}"
-        )
-    print(
-        f"wrote {output_dir / 'gradients.png'}, {output_dir / 'gradients_by_position.png'}, {output_dir / 'gradients.json'}"
-    )
-    return 0
+    files = [output_dir / name for name in ("gradients.png", "gradients_by_position.png", "gradients.json")]
+    return {"settings": settings, "models": results, "batch_text": batch_text, "files": files}
 
 
 # ----------------------------------------------------------------------------------------------------------
 # hf-rnn diagnose gates
 
 
-def run_diagnose_gates(args: argparse.Namespace) -> int:
-    from .diagnostics import gate_activity, gate_units, plot_gate_activity, plot_gate_units, write_json
+def diagnose_gates(
+    model_dir: str,
+    text: str,
+    output: str | os.PathLike,
+    max_length: int | None = None,
+    units: bool = False,
+    stretch: bool = False,
+) -> dict:
+    """Draw the gate activity of an LSTM / GRU classifier reading `text` into `output` (per hidden unit with
+    `units`, else the mean over units; `stretch` spreads the colours over the values shown) and write the values
+    beside it as JSON. Returns `{"means": {gate: per-token means}, "label", "probability", "files"}`."""
+    from ..plotting import plot_gate_activity, plot_gate_units
+    from .diagnostics import gate_activity, gate_units, write_json
 
-    model, tokenizer = load_classifier(args.model)
+    model, tokenizer = load_classifier(model_dir)
     cell_type = model.config.cell_type
     if cell_type == "rnn":
         raise RecipeError("the plain RNN has no gates: give an LSTM or GRU classifier.")
-    max_length = args.max_length or tokenizer.model_max_length
-    encoded = tokenizer([args.text], truncation=True, max_length=max_length, return_tensors="pt")
+    max_length = max_length or tokenizer.model_max_length
+    encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
     with torch.no_grad():
         probabilities = model(**encoded).logits.softmax(dim=-1)[0]
     predicted = int(probabilities.argmax())
     label = model.config.id2label.get(predicted, str(predicted))
     tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"][0].tolist())
-    output = Path(args.output)
-    subtitle = f"{Path(args.model).resolve().name}: predicted {label} ({float(probabilities[predicted]):.2f})"
-    if args.units:
+    output = Path(output)
+    subtitle = f"{Path(model_dir).resolve().name}: predicted {label} ({float(probabilities[predicted]):.2f})"
+    if units:
         values = gate_units(model, encoded["input_ids"], encoded["attention_mask"])
         title = f"{cell_type.upper()} gate values of every hidden unit (layer 1, left to right)\n{subtitle}"
         plot_gate_units(values, tokens, output, title=title)
@@ -424,18 +367,15 @@ def run_diagnose_gates(args: argparse.Namespace) -> int:
         title = (
             f"{cell_type.upper()} gate activity per token, mean over hidden units (layer 1, left to right)\n{subtitle}"
         )
-        plot_gate_activity(values, tokens, output, title=title, value_range=None if args.stretch else (0.0, 1.0))
+        plot_gate_activity(values, tokens, output, title=title, value_range=None if stretch else (0.0, 1.0))
         means = values["gates"]
     write_json({**values, "tokens": tokens, "predicted": label}, output.with_suffix(".json"))
-    for name, per_token in means.items():
-        print(
-            f"{name:7s} gate, mean over units: {sum(per_token) / len(per_token):.3f} on average, "
-            f"{min(per_token):.3f} to {max(per_token):.3f} across tokens"
-        )
-    print(
-        f"predicted {label} ({float(probabilities[predicted]):.3f}); wrote {output} and {output.with_suffix('.json')}"
-    )
-    return 0
+    return {
+        "means": means,
+        "label": label,
+        "probability": float(probabilities[predicted]),
+        "files": [output, output.with_suffix(".json")],
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -453,8 +393,8 @@ def compare_cells(
     through `training.train`, into `<output_dir>/<cell>`; returns one row of results per cell type."""
     from transformers import AutoModelForSequenceClassification
 
-    from .recipe import load_recipe
-    from .training import train
+    from ..recipe import load_recipe
+    from ..training import train
 
     rows = []
     for cell in cells:
@@ -520,25 +460,26 @@ def comparison_markdown(rows: Sequence[dict], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_compare_cells_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "compare-cells", help="train RNN, LSTM and GRU classifiers with the same recipe and budget; table + plot"
-    )
-    parser.add_argument(
-        "--recipe", default=DEFAULT_RECIPE, help="classification recipe: a file or a shipped recipe's name"
-    )
-    add_common_data_arguments(parser)
-    parser.add_argument("--cells", type=parse_cells, default=list(CELL_TYPES), help="cell types (default rnn,lstm,gru)")
-    parser.add_argument("--train-samples", type=int, default=3000, help="training texts (default 3000)")
-    parser.add_argument("--eval-samples", type=int, default=500, help="validation texts (default 500)")
-    parser.add_argument("--test-samples", type=int, default=1000, help="test texts (default 1000)")
-    parser.add_argument("--epochs", type=float, default=3, help="training epochs, the same for every cell (default 3)")
-    parser.add_argument("--max-length", type=int, default=256, help="truncate texts to this many tokens (default 256)")
-    parser.add_argument("--output", default="runs/compare-cells", help="folder for the runs, table and plot")
-    parser.set_defaults(handler=run_compare_cells)
+@dataclasses.dataclass
+class CellComparisonOptions:
+    """The budget `compare_cells_report` gives every cell type; the fields are `hf-rnn compare-cells`' options."""
+
+    recipe: str = DEFAULT_RECIPE
+    cells: list[str] = dataclasses.field(default_factory=lambda: list(CELL_TYPES))
+    output: str = "runs/compare-cells"
+    data_dir: str | None = None
+    overrides: list[str] = dataclasses.field(default_factory=list)
+    train_samples: int = 3000
+    eval_samples: int = 500
+    test_samples: int = 1000
+    epochs: float = 3
+    max_length: int = 256
+    threads: int = 1
 
 
-def run_compare_cells(args: argparse.Namespace) -> int:
+def compare_cells_report(args: CellComparisonOptions) -> str:
+    """Train one classifier per cell type with the same recipe and budget (`compare_cells`) and write
+    `comparison.md`, `comparison.json` and `comparison.png` into `args.output`; returns the markdown table."""
     torch.set_num_threads(args.threads)
     output_dir = Path(args.output)
     # Same budget for every cell: fixed epochs, no early stopping; the user's --set come first, ours win.
@@ -566,15 +507,13 @@ def run_compare_cells(args: argparse.Namespace) -> int:
         "threads": args.threads,
         "overrides": args.overrides,
     }
-    print(write_comparison(rows, settings, output_dir))
-    print(f"wrote {output_dir / 'comparison.md'}, comparison.json and comparison.png")
-    return 0
+    return write_comparison(rows, settings, output_dir)
 
 
 def write_comparison(rows: Sequence[dict], settings: dict, output_dir: str | os.PathLike) -> str:
     """Write `comparison.md`, `comparison.json` and `comparison.png` into `output_dir`; returns the table."""
+    from ..plotting import plot_cell_comparison
     from .diagnostics import write_json
-    from .plotting import plot_cell_comparison
 
     output_dir = Path(output_dir)
     table = comparison_markdown(rows, settings)
@@ -588,63 +527,3 @@ def write_comparison(rows: Sequence[dict], settings: dict, output_dir: str | os.
         f"≤{settings['max_length']} tokens, {plural(settings['threads'], 'thread')}",
     )
     return table
-
-
-# ----------------------------------------------------------------------------------------------------------
-# hf-rnn plot
-
-
-def add_plot_parser(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "plot",
-        help="loss / accuracy / BLEU curves of a training run as a PNG (and its gradient flow during training, "
-        "if recorded with training.gradient_flow_every)",
-    )
-    parser.add_argument("run_dir", help="a training output folder (its trainer_state.json or latest checkpoint's)")
-    parser.add_argument("--output", help="PNG to write (default: RUN_DIR/training_curves.png)")
-    parser.set_defaults(handler=run_plot)
-
-
-def run_plot(args: argparse.Namespace) -> int:
-    from .plotting import find_trainer_state, plot_gradient_flow_records, plot_training_curves
-
-    run_dir = Path(args.run_dir)
-    try:
-        state_path = find_trainer_state(run_dir)
-    except FileNotFoundError as error:
-        raise DataError(str(error)) from error
-    state = json.loads(state_path.read_text(encoding="utf-8"))
-    test_path = run_dir / "test_results.json"
-    test_metrics = json.loads(test_path.read_text(encoding="utf-8")) if test_path.is_file() else None
-    description = run_description(run_dir)
-    output = Path(args.output) if args.output else run_dir / "training_curves.png"
-    try:
-        plot_training_curves(
-            state, output, title=f"Training curves of {run_dir.resolve().name}{description}", test_metrics=test_metrics
-        )
-    except ValueError as error:
-        raise DataError(f"{state_path}: {error}") from error
-    print(f"wrote {output} (from {state_path})")
-    gradient_flow_path = run_dir / "gradient_flow.json"  # written with `training.gradient_flow_every`
-    if gradient_flow_path.is_file():
-        gradient_flow_output = output.with_name(f"{output.stem}_gradient_flow.png")
-        plot_gradient_flow_records(json.loads(gradient_flow_path.read_text(encoding="utf-8")), gradient_flow_output)
-        print(f"wrote {gradient_flow_output} (from {gradient_flow_path})")
-    return 0
-
-
-def run_description(run_dir: Path) -> str:
-    """`" (classification, bidirectional gru)"` from a run's `recipe.yaml`, or `""`."""
-    import yaml
-
-    path = run_dir / "recipe.yaml"
-    if not path.is_file():
-        return ""
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    model = raw.get("model") or {}
-    task = raw.get("task", "classification")
-    if task == "classification":
-        cell = f"{'bi' if model.get('bidirectional', True) else ''}{model.get('cell_type', 'lstm')}"
-    else:
-        cell = f"{model.get('cell_type', 'lstm')} encoder-decoder, {model.get('attention_type', 'luong_general')} attention"
-    return f" ({task}, {cell})"

@@ -23,13 +23,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
-from matplotlib.figure import Figure
 from torch import nn
 from transformers import TrainerCallback
 
-from .cells import ReferenceRnn
-from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
-from .models.rnn_classifier.modeling_rnn_classifier import valid_first_index
+from ..cells import ReferenceRnn
+from ..models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+from ..models.rnn_classifier.modeling_rnn_classifier import valid_first_index
 
 PLOTTED_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
 """Gates that `gate_activity` reports (sigmoid gates, all in [0, 1])."""
@@ -207,62 +206,6 @@ def clip_coefficient(result: Mapping) -> float | None:
     return min(1.0, clipped / total)
 
 
-def plot_gradient_flow(
-    results: Mapping[str, dict],
-    path: str | os.PathLike,
-    title: str | None = None,
-    align: str = "start",
-    show_clipped: bool = False,
-) -> Path:
-    """Write one PNG with the per-step gradient norm curves, linear (left) and log (right) y-scale.
-
-    `results` is the output of `compare_gradient_flow` (`{label: {"grad_norm_per_step": [...], ...}}`).
-    `align="start"` plots against the token position t; `align="end"` plots `grad_norm_from_end` against the
-    number of steps back from each sequence's own last token (the readable view of mixed-length batches
-    for a classifier that reads the last state). `show_clipped` adds, dashed, each curve scaled by its
-    `clip_coefficient` (results measured with `max_grad_norm`). Returns the path written.
-    """
-    if align not in ("start", "end"):
-        raise ValueError(f"`align` must be 'start' or 'end', got {align!r}.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A bare `Figure` renders with the Agg canvas and is never registered with pyplot: headless, no
-    # global backend switch, nothing left open after saving.
-    figure = Figure(figsize=(12, 4.5), layout="constrained")
-    linear_axis, log_axis = figure.subplots(1, 2)
-    colors = [f"C{index % 10}" for index in range(len(results))]
-    for color, (label, result) in zip(colors, results.items()):
-        norms = result["grad_norm_per_step"] if align == "start" else result["grad_norm_from_end"]
-        ratio = result.get("first_to_last_ratio")
-        legend = label if ratio is None else f"{label} (first / last token: {ratio:.2g})"
-        coefficient = clip_coefficient(result) if show_clipped else None
-        if coefficient is not None and coefficient >= 1.0:  # below the threshold: clipping changes nothing
-            legend += f"; unchanged by clipping to {result['max_grad_norm']:g}"
-        for axis in (linear_axis, log_axis):
-            axis.plot(range(len(norms)), norms, label=legend, linewidth=1.2, color=color)
-            if coefficient is not None and coefficient < 1.0:
-                axis.plot(
-                    range(len(norms)),
-                    [value * coefficient for value in norms],
-                    label=f"{label} after clipping to {result['max_grad_norm']:g} (x{coefficient:.2g})",
-                    linewidth=1.0,
-                    linestyle="--",
-                    color=color,
-                )
-    x_label = "token position t" if align == "start" else "steps back from each sequence's last token"
-    y_label = "‖∂L/∂x_t‖" if align == "start" else "‖∂L/∂x‖ at that step"
-    for axis, scale in ((linear_axis, "linear"), (log_axis, "log")):
-        axis.set_yscale(scale)
-        axis.set_xlabel(x_label)
-        axis.set_ylabel(y_label)
-        axis.set_title(f"{scale} scale")
-        axis.grid(True, which="major", alpha=0.3)
-        axis.legend(fontsize=8)
-    figure.suptitle(title or "Gradient of the loss with respect to each token's embedding")
-    figure.savefig(path, dpi=100)
-    return path
-
-
 def write_json(data, path: str | os.PathLike) -> Path:
     """Write `data` as indented, standard JSON (NaN and infinity are refused); returns the path."""
     path = Path(path)
@@ -398,85 +341,6 @@ def gate_units(
     }
 
 
-def plot_gate_activity(
-    activity: dict,
-    tokens: Sequence[str] | None,
-    path: str | os.PathLike,
-    title: str | None = None,
-    value_range: tuple[float, float] | None = (0.0, 1.0),
-) -> Path:
-    """Heatmap of `gate_activity` output (gates x token positions) with a colorbar, written as a PNG.
-
-    `tokens`, one string per position (e.g. of the first sequence), label the x axis; with more than about
-    80 positions only every k-th label is shown. The colours span `value_range` (the gates' full range
-    [0, 1] by default, comparable across plots; `None` stretches them over the values shown, which shows
-    small variations). Returns the path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gate_names = list(activity["gates"])
-    values = torch.tensor([activity["gates"][name] for name in gate_names])  # (num_gates, seq_len)
-    seq_len = values.shape[1]
-    figure = Figure(
-        figsize=(min(max(6.0, 0.2 * seq_len + 2.5), 40.0), 2.5 + 0.6 * len(gate_names)), layout="constrained"
-    )
-    axis = figure.subplots()
-    vmin, vmax = value_range if value_range is not None else (None, None)
-    image = axis.imshow(values.numpy(), aspect="auto", cmap="viridis", vmin=vmin, vmax=vmax, interpolation="nearest")
-    axis.set_yticks(range(len(gate_names)), [f"{name} gate" for name in gate_names])
-    step = max(1, math.ceil(seq_len / 80))  # keep the token labels legible on long texts
-    positions = list(range(0, seq_len, step))
-    if tokens is not None:
-        labels = [str(tokens[t]) if t < len(tokens) else "" for t in positions]
-        axis.set_xticks(positions, labels, rotation=90, fontsize=7)
-        axis.set_xlabel("token")
-    else:
-        axis.set_xlabel("token position t")
-    figure.colorbar(image, ax=axis, label="mean gate value", fraction=0.03, pad=0.01)
-    axis.set_title(title or f"{activity['cell_type'].upper()} gate activity per token (layer 1, left to right)")
-    figure.savefig(path, dpi=100)
-    return path
-
-
-def plot_gate_units(
-    units: dict, tokens: Sequence[str] | None, path: str | os.PathLike, title: str | None = None
-) -> Path:
-    """One heatmap per gate of `gate_units` output: hidden units (rows) x tokens (columns), as a PNG.
-
-    Units are sorted by their mean value over the text (per gate), so that units that stay open or closed
-    gather at the edges and units that switch on particular tokens stand out. Colours span [0, 1].
-    Returns the path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    gate_names = list(units["gates"])
-    first = torch.tensor(units["gates"][gate_names[0]])
-    hidden_size, seq_len = first.shape
-    width = min(max(6.0, 0.22 * seq_len + 2.5), 40.0)
-    figure = Figure(figsize=(width, 1.0 + len(gate_names) * (1.0 + 0.03 * hidden_size)), layout="constrained")
-    axes = figure.subplots(len(gate_names), 1, sharex=True, squeeze=False)[:, 0]
-    step = max(1, math.ceil(seq_len / 80))
-    positions = list(range(0, seq_len, step))
-    for axis, name in zip(axes, gate_names):
-        values = torch.tensor(units["gates"][name])  # (hidden, seq_len)
-        order = values.mean(dim=1).argsort(descending=True)
-        image = axis.imshow(
-            values[order].numpy(), aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest"
-        )
-        axis.set_ylabel(f"{name} gate\nunits (by mean)")
-        axis.set_yticks([0, hidden_size - 1], ["1", str(hidden_size)])
-    if tokens is not None:
-        labels = [str(tokens[t]) if t < len(tokens) else "" for t in positions]
-        axes[-1].set_xticks(positions, labels, rotation=90, fontsize=7)
-        axes[-1].set_xlabel("token")
-    else:
-        axes[-1].set_xlabel("token position t")
-    figure.colorbar(image, ax=list(axes), label="gate value", fraction=0.03, pad=0.01)
-    figure.suptitle(title or f"{units['cell_type'].upper()} gate values of every hidden unit (layer 1, left to right)")
-    figure.savefig(path, dpi=100)
-    return path
-
-
 __all__ = [
     "GradientFlowCallback",
     "clip_coefficient",
@@ -485,8 +349,5 @@ __all__ = [
     "gate_activity",
     "gate_units",
     "gradient_norms_per_step",
-    "plot_gate_activity",
-    "plot_gate_units",
-    "plot_gradient_flow",
     "write_json",
 ]

@@ -7,22 +7,22 @@ import math
 import pytest
 import torch
 
-from hf_rnn.benchmark import (
+from hf_rnn.commands import build_parser
+from hf_rnn.commands import main as cli_main
+from hf_rnn.lab.benchmark import (
     BenchmarkSettings,
     ClassifierBatch,
-    PackedReferenceClassifier,
     TimedPath,
     build_classifier,
-    copy_classifier_weights,
-    format_table,
     length_grouped_batches,
-    main,
     ours_classifier_loss,
-    packed_reference_loss,
     run_benchmark,
     time_interleaved,
 )
-from hf_rnn.cli import build_parser
+from hf_rnn.lab.references import PackedReferenceClassifier, copy_classifier_weights, packed_reference_loss
+from hf_rnn.lab.report import format_table
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_cli_and_script_parse_the_options(tmp_path):
     args = build_parser().parse_args(["benchmark", "--quick", "--threads", "1", "--json", "x.json", "--only", "ddp"])
     assert args.quick and args.threads == 1 and args.json_path == "x.json" and args.only == ["ddp"]
     with pytest.raises(SystemExit):
-        main(["--only", "nothing"])
+        cli_main(["benchmark", "--only", "nothing"])
 
 
 @pytest.mark.slow

@@ -9,12 +9,15 @@ import torch
 import yaml
 
 from hf_rnn import RnnClassifierConfig, RnnForSequenceClassification
-from hf_rnn.cli import main as cli_main
+from hf_rnn.commands import main as cli_main
 from hf_rnn.data import SAMPLE_DATA_DIR
-from hf_rnn.diagnostics import gradient_norms_per_step
-from hf_rnn.inspect_cli import comparison_markdown
-from hf_rnn.plotting import find_trainer_state, training_curves
+from hf_rnn.lab.diagnostics import gradient_norms_per_step
+from hf_rnn.lab.inspection import comparison_markdown
+from hf_rnn.plotting import training_curves
+from hf_rnn.runs import Run
 from hf_rnn.tokenization import TokenizerConfig, train_tokenizer
+
+pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
 
 REPO = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -324,7 +327,7 @@ def test_plot_reads_the_latest_checkpoint_and_prefers_the_run_root(tmp_path, cap
         (run / f"checkpoint-{steps}").mkdir(parents=True)
         (run / f"checkpoint-{steps}" / "trainer_state.json").write_text(json.dumps(fake_state(steps, best=20)))
     (run / "test_results.json").write_text(json.dumps({"test_accuracy": 0.8}))
-    assert find_trainer_state(run) == run / "checkpoint-100" / "trainer_state.json"
+    assert Run(run).trainer_state_path() == run / "checkpoint-100" / "trainer_state.json"
     records = [
         {"step": step, "cell_type": "lstm", "grad_norm_from_end": [1.0 / (1 + step + k) for k in range(12)]}
         for step in range(0, 100, 10)
@@ -338,7 +341,7 @@ def test_plot_reads_the_latest_checkpoint_and_prefers_the_run_root(tmp_path, cap
     assert "checkpoint-100" in capsys.readouterr().out
 
     (run / "trainer_state.json").write_text(json.dumps(fake_state(40, "bleu")))
-    assert find_trainer_state(run) == run / "trainer_state.json"
+    assert Run(run).trainer_state_path() == run / "trainer_state.json"
     assert cli_main(["plot", str(run), "--output", str(tmp_path / "curves" / "bleu.png")]) == 0
     assert_png(tmp_path / "curves" / "bleu.png")
 
@@ -434,13 +437,13 @@ def test_compare_cells_trains_every_cell_with_the_same_budget(tmp_path, capsys):
 
 
 def test_gradient_flow_every_adds_the_callback_to_classification_training():
-    from hf_rnn.diagnostics import GradientFlowCallback
+    from hf_rnn.lab.diagnostics import GradientFlowCallback
     from hf_rnn.recipe import RecipeError, load_recipe
-    from hf_rnn.tasks import TASK_ADAPTERS
+    from hf_rnn.tasks import task_adapter
 
     recipe = load_recipe(REPO / "configs" / "imdb_tiny.yaml", ["training.gradient_flow_every=25"])
-    (callback,) = TASK_ADAPTERS["classification"].callbacks(recipe)
+    (callback,) = task_adapter("classification").callbacks(recipe)
     assert isinstance(callback, GradientFlowCallback) and callback.every_n_steps == 25
-    assert TASK_ADAPTERS["classification"].callbacks(load_recipe(REPO / "configs" / "imdb_tiny.yaml")) == []
+    assert task_adapter("classification").callbacks(load_recipe(REPO / "configs" / "imdb_tiny.yaml")) == []
     with pytest.raises(RecipeError, match="gradient_flow_every"):
         load_recipe(REPO / "configs" / "imdb_tiny.yaml", ["training.gradient_flow_every=0"])

@@ -8,16 +8,15 @@ import torch
 from transformers import Trainer, TrainingArguments
 
 from hf_rnn import RnnClassifierConfig, RnnForSequenceClassification
-from hf_rnn.diagnostics import (
+from hf_rnn.lab.diagnostics import (
     GradientFlowCallback,
     compare_gradient_flow,
     fresh_classifier_configs,
     gate_activity,
     gradient_norms_per_step,
-    plot_gate_activity,
-    plot_gradient_flow,
     write_json,
 )
+from hf_rnn.plotting import plot_gate_activity, plot_gradient_flow
 
 torch.set_num_threads(1)
 

@@ -25,7 +25,6 @@ reported. Benchmarks are not tests: `tests/test_benchmark.py` only checks that t
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import dataclasses
 import functools
@@ -36,7 +35,6 @@ import os
 import random
 import socket
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -46,12 +44,25 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from .references import (
+    PackedReferenceClassifier,
+    PaddedReferenceClassifier,
+    TutorialSeq2Seq,
+    copy_classifier_weights,
+    copy_seq2seq_weights,
+    packed_reference_loss,
+    padded_reference_loss,
+    per_sentence_greedy,
+    trim_after_eos,
+    tutorial_inputs,
+)
+from .report import collect_targets
 
 PARTS = ("classifier", "seq2seq", "decoding", "ddp")
-SAMPLE_DATA_DIR = Path(__file__).parent / "sample_data"
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1] / "sample_data"
 # The team's full data sits beside the checkout (`<repo>/../shared/data`); installed copies fall back to the sample.
-SHARED_DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
 MIB = 2**20
 # transformers' `LengthGroupedSampler` (our Trainer's `group_by_length`) sorts random mega-batches of 50 batches by
 # length: our paths draw their batches from one such mega-batch, the references from the same examples in random order.
@@ -161,7 +172,7 @@ class BenchmarkSettings:
 
 def resolve_benchmark_data_dir(data_dir: str | None) -> Path:
     """`--data-dir` (or `$HF_RNN_DATA_DIR`), else the full data beside the checkout, else the bundled sample."""
-    from .data import DATA_DIR_ENV, resolve_data_dir
+    from ..data import DATA_DIR_ENV, resolve_data_dir
 
     if data_dir is not None or os.environ.get(DATA_DIR_ENV):
         return resolve_data_dir(data_dir)
@@ -334,56 +345,6 @@ def evenly_spaced(items: list, count: int) -> list:
     return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
-class PaddedReferenceClassifier(nn.Module):
-    """Tutorial-style BiLSTM classifier: one `nn.LSTM(bidirectional=True)` over the whole padded batch.
-
-    Padding takes part in the recurrence and in the mean+max pooling (no mask), as in most tutorials; the model
-    size (embedding, hidden, pooling, head) is ours, so only the way sequences reach the kernel differs.
-    """
-
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, num_labels: int, pad_id: int):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.lstm = nn.LSTM(embedding_size, hidden_size, batch_first=True, bidirectional=True)
-        self.embedding_dropout = nn.Dropout(0.4)
-        self.dropout = nn.Dropout(0.4)
-        self.fc = nn.Linear(4 * hidden_size, num_labels)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        outputs, _ = self.lstm(self.embedding_dropout(self.embedding(input_ids)))
-        pooled = torch.cat([outputs.mean(dim=1), outputs.amax(dim=1)], dim=-1)
-        return self.fc(self.dropout(pooled))
-
-
-class PackedReferenceClassifier(PaddedReferenceClassifier):
-    """The `PackedSequence` approach: pack, run the bidirectional LSTM, unpack, pool over real tokens only.
-
-    This computes exactly the function of our classifier (same weights give the same loss).
-    """
-
-    def forward(self, input_ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        embedded = self.embedding_dropout(self.embedding(input_ids))
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_outputs, _ = self.lstm(packed)
-        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True)
-        mask = (torch.arange(outputs.shape[1]) < lengths.unsqueeze(1)).unsqueeze(-1)
-        mean = (outputs * mask).sum(1) / mask.sum(1)
-        maximum = outputs.masked_fill(~mask, torch.finfo(outputs.dtype).min).amax(dim=1)
-        return self.fc(self.dropout(torch.cat([mean, maximum], dim=-1)))
-
-
-def copy_classifier_weights(reference: PaddedReferenceClassifier, ours: nn.Module) -> None:
-    """Load our `RnnForSequenceClassification` weights into a reference (`_reverse` = our backward RNN)."""
-    layer = ours.rnn.encoder.layers[0]
-    with torch.no_grad():
-        reference.embedding.weight.copy_(ours.rnn.embeddings.weight)
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            getattr(reference.lstm, name).copy_(getattr(layer.forward_rnn, name))
-            getattr(reference.lstm, f"{name}_reverse").copy_(getattr(layer.backward_rnn, name))
-        reference.fc.weight.copy_(ours.classifier.weight)
-        reference.fc.bias.copy_(ours.classifier.bias)
-
-
 def lstm_training_flops(batch_size: int, steps: int, input_size: int, hidden_size: int) -> float:
     """GEMM FLOPs of one LSTM direction, forward and backward, over a dense `(batch, steps)` batch.
 
@@ -415,7 +376,7 @@ def matmul_flops_per_s(shapes: list[tuple[int, int, int, int]], min_seconds: flo
 
 def load_classifier_examples(settings: BenchmarkSettings, data_dir: Path, count: int, offset: int = 0):
     """A learned WordPiece tokenizer and `count` random (ids, label) training examples, truncated as in the recipe."""
-    from .tokenization import TokenizerConfig, train_tokenizer
+    from ..tokenization import TokenizerConfig, train_tokenizer
 
     rows = read_parquet_rows(data_dir / "imdb" / "train.parquet")
     tokenizer = train_tokenizer(
@@ -432,7 +393,7 @@ def load_classifier_examples(settings: BenchmarkSettings, data_dir: Path, count:
 
 
 def build_classifier(settings: BenchmarkSettings, tokenizer):
-    from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+    from ..models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
 
     torch.manual_seed(settings.seed)
     config = RnnClassifierConfig(
@@ -453,14 +414,6 @@ def build_classifier(settings: BenchmarkSettings, tokenizer):
 
 def ours_classifier_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
     return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
-
-
-def padded_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(batch.input_ids), batch.labels)
-
-
-def packed_reference_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
-    return nn.functional.cross_entropy(model(batch.input_ids, batch.lengths), batch.labels)
 
 
 def benchmark_classifier(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
@@ -615,7 +568,7 @@ def grouped_translation_batches(pairs: list[dict], batch_size: int, pad_id: int)
 
 def load_translation_data(settings: BenchmarkSettings, data_dir: Path):
     """A joint BPE tokenizer learned on the training pairs (de + en), the training rows and the test rows."""
-    from .tokenization import TokenizerConfig, train_tokenizer
+    from ..tokenization import TokenizerConfig, train_tokenizer
 
     train_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "train.parquet")]
     test_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "test.parquet")]
@@ -640,7 +593,7 @@ def encode_pairs(tokenizer, rows: list[dict]) -> list[dict]:
 
 
 def build_seq2seq(settings: BenchmarkSettings, tokenizer, attention_type: str, input_feeding: bool):
-    from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+    from ..models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 
     torch.manual_seed(settings.seed)
     config = RnnSeq2SeqConfig(
@@ -665,131 +618,6 @@ def build_seq2seq(settings: BenchmarkSettings, tokenizer, attention_type: str, i
         decoder_start_token_id=tokenizer.bos_token_id,
     )
     return RnnSeq2SeqForConditionalGeneration(config)
-
-
-class TutorialEncoder(nn.Module):
-    """Time-major BiLSTM encoder over a packed batch, with `tanh(fc([h_fwd; h_bwd]))` as the decoder's start."""
-
-    def __init__(self, embedding: nn.Embedding, hidden_size: int, dropout: float):
-        super().__init__()
-        self.embedding = embedding
-        self.rnn = nn.LSTM(embedding.embedding_dim, hidden_size, bidirectional=True)
-        self.fc = nn.Linear(2 * hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedded = self.dropout(self.embedding(src))
-        packed_embedded = pack_padded_sequence(embedded, src_len.cpu(), enforce_sorted=False)
-        packed_outputs, (hidden, _) = self.rnn(packed_embedded)
-        outputs, _ = pad_packed_sequence(packed_outputs)
-        hidden = torch.tanh(self.fc(torch.cat((hidden[-2, :, :], hidden[-1, :, :]), dim=1)))
-        return outputs, hidden
-
-
-class TutorialAttention(nn.Module):
-    """Additive attention as tutorials write it: repeat the decoder state over the source, concatenate it with every
-    encoder output and project the concatenation, at every decoder step."""
-
-    def __init__(self, encoder_size: int, decoder_size: int):
-        super().__init__()
-        self.attn = nn.Linear(decoder_size + encoder_size, decoder_size, bias=False)
-        self.v = nn.Linear(decoder_size, 1, bias=False)
-
-    def forward(self, hidden: torch.Tensor, encoder_outputs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        src_len = encoder_outputs.shape[0]
-        hidden = hidden.unsqueeze(1).repeat(1, src_len, 1)
-        encoder_outputs = encoder_outputs.permute(1, 0, 2)
-        energy = torch.tanh(self.attn(torch.cat((hidden, encoder_outputs), dim=2)))
-        attention = self.v(energy).squeeze(2)
-        attention = attention.masked_fill(mask == 0, -1e10)
-        return torch.softmax(attention, dim=1)
-
-
-class TutorialDecoder(nn.Module):
-    """One target step per call: embed, attend with the previous state, LSTM step on `[embedding; previous
-    attentional vector; context]` (input feeding), attentional vector `tanh(W [s; context])`, output layer."""
-
-    def __init__(self, embedding: nn.Embedding, hidden_size: int, dropout: float, output_dropout: float):
-        super().__init__()
-        embedding_size = embedding.embedding_dim
-        self.embedding = embedding
-        self.attention = TutorialAttention(2 * hidden_size, hidden_size)
-        self.rnn = nn.LSTM(embedding_size + embedding_size + 2 * hidden_size, hidden_size)
-        self.attentional_layer = nn.Linear(hidden_size + 2 * hidden_size, embedding_size, bias=False)
-        self.fc_out = nn.Linear(embedding_size, embedding.num_embeddings, bias=False)
-        self.fc_out.weight = embedding.weight
-        self.dropout = nn.Dropout(dropout)
-        self.output_dropout = nn.Dropout(output_dropout)
-
-    def forward(self, input, hidden, cell, attentional, encoder_outputs, mask):
-        input = input.unsqueeze(0)
-        embedded = self.dropout(self.embedding(input))
-        a = self.attention(hidden, encoder_outputs, mask).unsqueeze(1)
-        encoder_outputs = encoder_outputs.permute(1, 0, 2)
-        weighted = torch.bmm(a, encoder_outputs).permute(1, 0, 2)
-        rnn_input = torch.cat((embedded, attentional.unsqueeze(0), weighted), dim=2)
-        output, (hidden, cell) = self.rnn(rnn_input, (hidden.unsqueeze(0), cell.unsqueeze(0)))
-        attentional = torch.tanh(self.attentional_layer(torch.cat((output.squeeze(0), weighted.squeeze(0)), dim=1)))
-        prediction = self.fc_out(self.output_dropout(attentional))
-        return prediction, hidden.squeeze(0), cell.squeeze(0), attentional
-
-
-class TutorialSeq2Seq(nn.Module):
-    """The reference encoder-decoder, written the way the well-known PyTorch seq2seq tutorials write it (time-major
-    tensors, packed encoder, a Python loop over target steps with a teacher-forcing coin flip per step), with our
-    model's sizes and math: with the coin flip off, it computes our Bahdanau + input-feeding model exactly."""
-
-    def __init__(self, vocab_size: int, embedding_size: int, hidden_size: int, pad_id: int, label_smoothing: float):
-        super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_size, padding_idx=pad_id)
-        self.encoder = TutorialEncoder(self.embedding, hidden_size, dropout=0.3)
-        self.decoder = TutorialDecoder(self.embedding, hidden_size, dropout=0.3, output_dropout=0.3)
-        self.pad_id = pad_id
-        self.criterion = nn.CrossEntropyLoss(ignore_index=pad_id, label_smoothing=label_smoothing)
-
-    def forward(self, src, src_len, trg, teacher_forcing_ratio: float, coin: random.Random) -> torch.Tensor:
-        """`src` `(src_len, batch)`, `trg` `(trg_len, batch)` starting with the start token; returns the loss."""
-        trg_len, batch_size = trg.shape
-        trg_vocab_size = self.decoder.fc_out.out_features
-        outputs = torch.zeros(trg_len, batch_size, trg_vocab_size)
-        encoder_outputs, hidden = self.encoder(src, src_len)
-        cell = hidden
-        attentional = torch.zeros(batch_size, self.decoder.attentional_layer.out_features)
-        mask = (src != self.pad_id).permute(1, 0)
-        input = trg[0, :]
-        for t in range(1, trg_len):
-            output, hidden, cell, attentional = self.decoder(input, hidden, cell, attentional, encoder_outputs, mask)
-            outputs[t] = output
-            teacher_force = coin.random() < teacher_forcing_ratio
-            top1 = output.argmax(1)
-            input = trg[t] if teacher_force else top1
-        output_dim = outputs.shape[-1]
-        return self.criterion(outputs[1:].view(-1, output_dim), trg[1:].reshape(-1))
-
-
-def copy_seq2seq_weights(reference: TutorialSeq2Seq, ours: nn.Module) -> None:
-    """Load our Bahdanau + input-feeding `RnnSeq2SeqForConditionalGeneration` into the reference."""
-    encoder_layer, decoder = ours.encoder.rnn.layers[0], ours.decoder
-    with torch.no_grad():
-        reference.embedding.weight.copy_(ours.encoder.embeddings.weight)
-        for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
-            getattr(reference.encoder.rnn, name).copy_(getattr(encoder_layer.forward_rnn, name))
-            getattr(reference.encoder.rnn, f"{name}_reverse").copy_(getattr(encoder_layer.backward_rnn, name))
-            getattr(reference.decoder.rnn, name).copy_(getattr(decoder.rnn, name))
-        reference.encoder.fc.load_state_dict(decoder.bridge_layer.state_dict())
-        attention = decoder.attention
-        reference.decoder.attention.attn.weight.copy_(
-            torch.cat([attention.query_layer.weight, attention.key_layer.weight], dim=1)
-        )
-        reference.decoder.attention.v.weight.copy_(attention.energy_layer.weight)
-        reference.decoder.attentional_layer.weight.copy_(decoder.attentional_layer.weight)
-
-
-def tutorial_inputs(batch: TranslationBatch, pad_id: int, start_id: int) -> tuple[torch.Tensor, ...]:
-    """Time-major `src`, `src_len` and `trg` (start token first, pad for -100) from one of our batches."""
-    labels = batch.labels.masked_fill(batch.labels == -100, pad_id)
-    trg = torch.cat([labels.new_full((labels.shape[0], 1), start_id), labels], dim=1)
-    return batch.input_ids.t().contiguous(), batch.attention_mask.sum(1), trg.t().contiguous()
 
 
 def ours_seq2seq_loss(model: nn.Module, batch: TranslationBatch) -> torch.Tensor:
@@ -890,34 +718,6 @@ def benchmark_seq2seq(settings: BenchmarkSettings, tokenizer, train_rows: list[d
 # ------------------------------------------------------------------------------------------------ decoding
 
 
-def trim_after_eos(tokens: Sequence[int], eos_id: int) -> list[int]:
-    """The tokens up to and including the first EOS (all of them when there is none)."""
-    tokens = list(tokens)
-    return tokens[: tokens.index(eos_id) + 1] if eos_id in tokens else tokens
-
-
-@torch.inference_mode()
-def per_sentence_greedy(model: nn.Module, sources: list[list[int]], max_new_tokens: int) -> list[list[int]]:
-    """Greedy decoding as tutorials write it: one sentence at a time, encode it, then feed the last token to the
-    decoder (continuing from its recurrent state) and take the argmax until EOS."""
-    eos_id, start_id = model.config.eos_token_id, model.config.decoder_start_token_id
-    outputs = []
-    for source in sources:
-        src_tensor = torch.tensor([source], dtype=torch.long)
-        encoder_outputs = model.get_encoder()(src_tensor)
-        trg_indexes, cache = [start_id], None
-        for _ in range(max_new_tokens):
-            trg_tensor = torch.tensor([[trg_indexes[-1]]], dtype=torch.long)
-            output = model(encoder_outputs=encoder_outputs, decoder_input_ids=trg_tensor, cache=cache, use_cache=True)
-            cache = output.cache
-            pred_token = int(output.logits[0, -1].argmax())
-            trg_indexes.append(pred_token)
-            if pred_token == eos_id:
-                break
-        outputs.append(trg_indexes)
-    return outputs
-
-
 @torch.inference_mode()
 def batched_generate(
     model: nn.Module, sources: list[list[int]], batch_size: int, num_beams: int, max_new_tokens: int
@@ -978,7 +778,7 @@ def load_decoding_model(settings: BenchmarkSettings, tokenizer, train_rows: list
         return model, tokenizer, info
     from transformers import AutoModelForSeq2SeqLM
 
-    from .loading import load_model, load_tokenizer  # safetensors only, one-line errors
+    from ..loading import load_model, load_tokenizer  # safetensors only, one-line errors
 
     model = load_model(settings.decode_model, AutoModelForSeq2SeqLM)
     return model, load_tokenizer(settings.decode_model), {"source": settings.decode_model}
@@ -1062,7 +862,7 @@ def ddp_worker(rank: int, world_size: int, payload_path: str, port: int, threads
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+    from ..models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
 
     torch.set_num_threads(threads)
     payload = torch.load(payload_path, weights_only=False)
@@ -1141,21 +941,6 @@ def benchmark_ddp(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]
 # ------------------------------------------------------------------------------------------------ running
 
 
-TARGETS = [
-    # (label, section, ratio key, target)
-    ("classifier: ours (grouped batches) vs padded reference", "classifier", "ours_vs_padded_reference", 2.0),
-    ("  same random batch: ours vs padded reference", "classifier", "ours_same_batch_vs_padded_reference", None),
-    ("classifier: ours vs packed reference", "classifier", "ours_vs_packed_reference", None),
-    ("seq2seq: Bahdanau+input feeding vs reference", "seq2seq", "bahdanau_input_feeding_vs_reference", 3.0),
-    # Not an implementation comparison: a different architecture (Luong attention, no input feeding) than the reference.
-    ("seq2seq architecture: Luong fast path vs Bahdanau reference", "seq2seq", "luong_fast_path_vs_reference", 8.0),
-    ("  same random batch: Bahdanau+input feeding", "seq2seq", "bahdanau_input_feeding_same_batch_vs_reference", None),
-    ("  same random batch: Luong fast path", "seq2seq", "luong_fast_path_same_batch_vs_reference", None),
-    ("decoding: batched greedy vs per-sentence", "decoding", "batched_greedy_vs_per_sentence_greedy", 20.0),
-    ("decoding: batched beam vs per-sentence greedy", "decoding", "batched_beam{beams}_vs_per_sentence_greedy", 5.0),
-]
-
-
 def environment(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
     import platform
 
@@ -1171,25 +956,6 @@ def environment(settings: BenchmarkSettings, data_dir: Path) -> dict[str, Any]:
         "data_dir": str(data_dir),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-def collect_targets(results: dict[str, Any], settings: BenchmarkSettings) -> list[dict[str, Any]]:
-    rows = []
-    for label, section, key, target in TARGETS:
-        key = key.format(beams=settings.decode_num_beams)
-        label = label.replace("beam", f"beam {settings.decode_num_beams}")
-        if section in results and "ratios" in results[section]:
-            value = results[section]["ratios"][key]
-            rows.append(
-                {"name": label, "value": value, "target": target, "met": None if target is None else value >= target}
-            )
-    if "classifier" in results:
-        value = results["classifier"]["flops"]["fraction_of_matmul"]
-        rows.append({"name": "classifier: FLOP/s / matmul FLOP/s", "value": value, "target": 0.5, "met": value >= 0.5})
-    if "ddp" in results and "ratios" in results["ddp"]:
-        ((key, value),) = results["ddp"]["ratios"].items()
-        rows.append({"name": f"DDP {key} tokens/s", "value": value, "target": 1.6, "met": value >= 1.6})
-    return rows
 
 
 def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -1235,113 +1001,7 @@ def run_benchmark(settings: BenchmarkSettings, log: Callable[[str], None] = prin
     return results
 
 
-def format_table(results: dict[str, Any]) -> str:
-    """The human-readable summary: one row per path, then the targets."""
-    lines = [f"{'part':<11} {'path':<38} {'median s':>9} {'throughput':>20} {'+RSS MiB':>9} {'vs ref':>7}"]
-    lines.append("-" * len(lines[0]))
-    reference_of = {
-        "classifier": "padded_reference",
-        "seq2seq": "tutorial_reference",
-        "decoding": "per_sentence_greedy_reference",
-    }
-    unit_of = {"classifier": "tokens", "seq2seq": "target_tokens", "decoding": "sentences"}
-    label_of = {"classifier": "tok/s", "seq2seq": "tgt tok/s", "decoding": "sent/s"}
-    for section, reference in reference_of.items():
-        if section not in results:
-            continue
-        unit = unit_of[section]
-        reference_rate = results[section][reference][f"{unit}_per_s"]
-        for name, row in results[section].items():
-            if not isinstance(row, dict) or f"{unit}_per_s" not in row:
-                continue
-            memory = f"{row['peak_rss_growth_mib']:9.1f}" if row.get("peak_rss_growth_mib") is not None else f"{'-':>9}"
-            rate = row[f"{unit}_per_s"]
-            lines.append(
-                f"{section:<11} {name:<38} {row['median_s']:9.3f} {rate:>10.1f} {label_of[section]:<9} {memory} "
-                f"{rate / reference_rate:6.2f}x"
-            )
-    if "classifier" in results:
-        flops = results["classifier"]["flops"]
-        lines.append(
-            f"classifier FLOP/s: {flops['achieved_gflop_per_s']:.1f} GFLOP/s achieved vs "
-            f"{flops['matmul_gflop_per_s_at_these_shapes']:.1f} GFLOP/s torch.mm at the same shapes "
-            f"({flops['fraction_of_matmul']:.0%})"
-        )
-    ddp = results.get("ddp", {})
-    if "skipped" in ddp:
-        lines.append(f"DDP: skipped ({ddp['skipped']})")
-    elif "ratios" in ddp:
-        ((key, value),) = ddp["ratios"].items()
-        lines.append(f"DDP {key}: {value:.2f}x tokens/s ({ddp['caveat']})")
-    for section in ("classifier", "seq2seq", "decoding"):
-        if section in results:
-            flags = {k: v for k, v in results[section]["equivalence"].items() if isinstance(v, bool)}
-            lines.append(f"equivalence {section}: " + ", ".join(f"{k}={v}" for k, v in flags.items()))
-    lines.append("")
-    lines.append(f"{'target':<50} {'measured':>9} {'target':>7}  met")
-    for row in results["targets"]:
-        target = "-" if row["target"] is None else f"{row['target']:.1f}"
-        met = "-" if row["met"] is None else ("yes" if row["met"] else "NO")
-        value = f"{row['value']:.0%}" if "FLOP" in row["name"] else f"{row['value']:.2f}x"
-        lines.append(f"{row['name']:<50} {value:>9} {target:>7}  {met}")
-    env = results["environment"]
-    lines.append(
-        f"\n{env['torch_threads']} torch thread(s), {env['cpu_count']} CPUs, load average "
-        f"{env['load_average_at_start'][0]:.2f} -> {env['load_average_at_end'][0]:.2f}, data {env['data_dir']}, "
-        f"{env['seconds']:.0f} s. Paths alternate in one process, so a background load slows ours and the "
-        "references alike: the ratios stay fair, the absolute rates do not."
-    )
-    return "\n".join(lines)
-
-
 # ------------------------------------------------------------------------------------------------ command line
 
 
-def add_benchmark_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="fewer batches and repeats, no DDP (under 2 minutes)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
-    parser.add_argument("--json", dest="json_path", help="also write the results to this JSON file")
-    parser.add_argument(
-        "--only", nargs="+", choices=PARTS, help="run only these parts (e.g. --only ddp on an idle machine)"
-    )
-    parser.add_argument("--repeats", type=int, help="timed rounds per comparison (default 5, --quick 3)")
-    parser.add_argument(
-        "--data-dir",
-        help="folder with imdb/ and multi30k/ parquet files, or 'sample'; default: $HF_RNN_DATA_DIR, else "
-        "../shared/data beside the checkout, else the bundled sample",
-    )
-    parser.add_argument("--decode-model", help="a saved rnn_seq2seq model (with tokenizer) to decode with")
-
-
-def add_benchmark_parser(subparsers) -> None:
-    parser = subparsers.add_parser("benchmark", help="time our training and decoding paths against naive references")
-    add_benchmark_arguments(parser)
-    parser.set_defaults(handler=run_benchmark_command)
-
-
-def settings_from_args(args: argparse.Namespace) -> BenchmarkSettings:
-    overrides: dict[str, Any] = {"threads": args.threads, "data_dir": args.data_dir, "decode_model": args.decode_model}
-    if args.repeats is not None:
-        overrides["repeats"] = args.repeats
-    if args.only:
-        overrides["parts"] = tuple(args.only)
-    return BenchmarkSettings.quick(**overrides) if args.quick else BenchmarkSettings(**overrides)
-
-
-def run_benchmark_command(args: argparse.Namespace) -> int:
-    results = run_benchmark(settings_from_args(args), log=lambda message: print(message, file=sys.stderr))
-    print(format_table(results))
-    if args.json_path:
-        Path(args.json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_path).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-        print(f"results written to {args.json_path}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="benchmark", description=__doc__.split("\n\n")[0])
-    add_benchmark_arguments(parser)
-    return run_benchmark_command(parser.parse_args(argv))
-
-
-__all__ = ["BenchmarkSettings", "add_benchmark_parser", "format_table", "run_benchmark"]
+__all__ = ["BenchmarkSettings", "run_benchmark"]
