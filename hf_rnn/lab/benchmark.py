@@ -73,8 +73,9 @@ MEGABATCH_BATCHES = 50
 
 @dataclass
 class BenchmarkSettings:
-    """What to run and at which sizes. The defaults are the full benchmark at the sizes of our recipes
-    (`configs/imdb_bilstm.yaml`, `configs/multi30k_de_en.yaml`); `quick()` and `tiny()` shrink the workload."""
+    """What to run and at which sizes. The models and tokenizers are those of the shipped recipes
+    `classifier_recipe` and `seq2seq_recipe`; a size left None is the recipe's (`quick()` and `tiny()` shrink the
+    workload, `tiny()` the sizes too)."""
 
     threads: int = 1
     repeats: int = 5
@@ -87,20 +88,22 @@ class BenchmarkSettings:
     reference_batches: int = 1
     reference_repeats: int = 2
     mode: str = "full"
-    # Classifier: a 1-layer BiLSTM, mean+max pooling, WordPiece vocabulary (the IMDB recipe).
+    # Classifier: the IMDB recipe's model (a 1-layer BiLSTM, mean+max pooling) and WordPiece tokenizer.
+    classifier_recipe: str = "imdb_bilstm"
     classifier_batch_size: int = 32
     classifier_batches: int = 4
-    classifier_max_length: int = 800
-    classifier_embedding_size: int = 256
-    classifier_hidden_size: int = 192
-    classifier_vocab_size: int = 30000
+    classifier_max_length: int | None = None
+    classifier_embedding_size: int | None = None
+    classifier_hidden_size: int | None = None
+    classifier_vocab_size: int | None = None
     classifier_tokenizer_texts: int = 5000
-    # Seq2seq: BiLSTM encoder, LSTM decoder, joint BPE vocabulary, tied embeddings (the Multi30k recipe).
+    # Seq2seq: the Multi30k recipe's model (BiLSTM encoder, LSTM decoder, tied embeddings) and joint BPE tokenizer.
+    seq2seq_recipe: str = "multi30k_de_en"
     seq2seq_batch_size: int = 64
     seq2seq_batches: int = 4
-    seq2seq_embedding_size: int = 256
-    seq2seq_hidden_size: int = 512
-    seq2seq_vocab_size: int = 8000
+    seq2seq_embedding_size: int | None = None
+    seq2seq_hidden_size: int | None = None
+    seq2seq_vocab_size: int | None = None
     seq2seq_tokenizer_pairs: int | None = None
     reference_teacher_forcing_ratio: float = 0.5
     # Decoding: our Luong model (briefly trained here unless `decode_model` names a saved one) on test sentences.
@@ -114,6 +117,25 @@ class BenchmarkSettings:
     ddp_batches: int = 3
     ddp_repeats: int = 2
     ddp_world_size: int = 2
+
+    def __post_init__(self):
+        for prefix, recipe in (("classifier", self.recipe("classifier")), ("seq2seq", self.recipe("seq2seq"))):
+            recipe_values = {
+                "embedding_size": recipe.model["embedding_size"],
+                "hidden_size": recipe.model["hidden_size"],
+                "vocab_size": recipe.tokenizer.vocab_size,
+                "max_length": recipe.tokenizer.model_max_length,
+            }
+            for name, value in recipe_values.items():
+                field = f"{prefix}_{name}"
+                if hasattr(self, field) and getattr(self, field) is None:
+                    setattr(self, field, value)
+
+    def recipe(self, family: str):
+        """The shipped recipe (`"classifier"` or `"seq2seq"`) whose model and tokenizer the benchmark runs."""
+        from ..recipe import load_recipe
+
+        return load_recipe(self.classifier_recipe if family == "classifier" else self.seq2seq_recipe)
 
     @classmethod
     def quick(cls, **overrides) -> BenchmarkSettings:
@@ -376,13 +398,13 @@ def matmul_flops_per_s(shapes: list[tuple[int, int, int, int]], min_seconds: flo
 
 def load_classifier_examples(settings: BenchmarkSettings, data_dir: Path, count: int, offset: int = 0):
     """A learned WordPiece tokenizer and `count` random (ids, label) training examples, truncated as in the recipe."""
-    from ..tokenization import TokenizerConfig, train_tokenizer
+    from ..tokenization import train_tokenizer
 
     rows = read_parquet_rows(data_dir / "imdb" / "train.parquet")
     tokenizer = train_tokenizer(
         (row["text"] for row in rows[: settings.classifier_tokenizer_texts]),
-        TokenizerConfig(
-            model="wordpiece",
+        dataclasses.replace(
+            settings.recipe("classifier").tokenizer,
             vocab_size=settings.classifier_vocab_size,
             model_max_length=settings.classifier_max_length,
         ),
@@ -393,23 +415,20 @@ def load_classifier_examples(settings: BenchmarkSettings, data_dir: Path, count:
 
 
 def build_classifier(settings: BenchmarkSettings, tokenizer):
+    """The classifier recipe's model at the settings' sizes, for `tokenizer`."""
     from ..models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
+    from ..tasks import build_config
 
     torch.manual_seed(settings.seed)
-    config = RnnClassifierConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=settings.classifier_embedding_size,
-        hidden_size=settings.classifier_hidden_size,
-        cell_type="lstm",
-        bidirectional=True,
-        pooling="mean_max",
-        embedding_dropout=0.4,
-        classifier_dropout=0.4,
-        pad_token_id=tokenizer.pad_token_id,
-        id2label={0: "neg", 1: "pos"},
-        label2id={"neg": 0, "pos": 1},
-    )
-    return RnnForSequenceClassification(config)
+    model = settings.recipe("classifier").model
+    sizes = {"embedding_size": settings.classifier_embedding_size, "hidden_size": settings.classifier_hidden_size}
+    fixed = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "id2label": {0: "neg", 1: "pos"},
+        "label2id": {"neg": 0, "pos": 1},
+    }
+    return RnnForSequenceClassification(build_config(RnnClassifierConfig, {**model, **sizes}, fixed))
 
 
 def ours_classifier_loss(model: nn.Module, batch: ClassifierBatch) -> torch.Tensor:
@@ -568,21 +587,14 @@ def grouped_translation_batches(pairs: list[dict], batch_size: int, pad_id: int)
 
 def load_translation_data(settings: BenchmarkSettings, data_dir: Path):
     """A joint BPE tokenizer learned on the training pairs (de + en), the training rows and the test rows."""
-    from ..tokenization import TokenizerConfig, train_tokenizer
+    from ..tokenization import train_tokenizer
 
     train_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "train.parquet")]
     test_rows = [row["translation"] for row in read_parquet_rows(data_dir / "multi30k" / "test.parquet")]
     tokenizer_rows = train_rows[: settings.seq2seq_tokenizer_pairs]
     tokenizer = train_tokenizer(
         (text for pair in tokenizer_rows for text in (pair["de"], pair["en"])),
-        TokenizerConfig(
-            model="bpe",
-            vocab_size=settings.seq2seq_vocab_size,
-            lowercase=False,
-            unicode_normalization="NFC",
-            strip_html=False,
-            model_max_length=80,
-        ),
+        dataclasses.replace(settings.recipe("seq2seq").tokenizer, vocab_size=settings.seq2seq_vocab_size),
     )
     return tokenizer, train_rows, test_rows
 
@@ -593,31 +605,26 @@ def encode_pairs(tokenizer, rows: list[dict]) -> list[dict]:
 
 
 def build_seq2seq(settings: BenchmarkSettings, tokenizer, attention_type: str, input_feeding: bool):
+    """The seq2seq recipe's model at the settings' sizes with the given attention and input feeding."""
     from ..models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
+    from ..tasks import build_config
 
     torch.manual_seed(settings.seed)
-    config = RnnSeq2SeqConfig(
-        vocab_size=len(tokenizer),
-        embedding_size=settings.seq2seq_embedding_size,
-        hidden_size=settings.seq2seq_hidden_size,
-        cell_type="lstm",
-        encoder_bidirectional=True,
-        bridge="learned",
-        attention_type=attention_type,
-        input_feeding=input_feeding,
-        share_embeddings=True,
-        tie_word_embeddings=True,
-        embedding_dropout=0.3,
-        rnn_dropout=0.0,
-        output_dropout=0.3,
-        label_smoothing=0.1,
-        teacher_forcing_ratio=1.0,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
-    )
-    return RnnSeq2SeqForConditionalGeneration(config)
+    model = {
+        **settings.recipe("seq2seq").model,
+        "embedding_size": settings.seq2seq_embedding_size,
+        "hidden_size": settings.seq2seq_hidden_size,
+        "attention_type": attention_type,
+        "input_feeding": input_feeding,
+    }
+    fixed = {
+        "vocab_size": len(tokenizer),
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "decoder_start_token_id": tokenizer.bos_token_id,
+    }
+    return RnnSeq2SeqForConditionalGeneration(build_config(RnnSeq2SeqConfig, model, fixed))
 
 
 def ours_seq2seq_loss(model: nn.Module, batch: TranslationBatch) -> torch.Tensor:

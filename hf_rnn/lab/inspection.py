@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..data import DataConfig, DataError
+from ..errors import HfRnnError
 from ..families import family_for_task
 from ..recipe import Recipe, RecipeError
 from ..runs import Run
@@ -45,7 +46,7 @@ def load_classifier(model_dir: str | os.PathLike):
     classifier_type = family_for_task("classification").model_type
     config = load_config(model_dir)
     if config.model_type != classifier_type:
-        raise RecipeError(f"{model_dir} holds a {config.model_type!r} model; this works on {classifier_type} models.")
+        raise HfRnnError(f"{model_dir} holds a {config.model_type!r} model; this works on {classifier_type} models.")
     return load_model(model_dir, AutoModelForSequenceClassification), load_tokenizer(model_dir)
 
 
@@ -247,12 +248,12 @@ def diagnose_gradients(args: GradientFlowOptions) -> dict:
     sources = args.sources
     from_recipe = len(sources) == 1 and not is_model_dir(sources[0])
     if not from_recipe and not all(is_model_dir(source) for source in sources):
-        raise RecipeError(
+        raise HfRnnError(
             f"expected saved model folders (with config.json) or one recipe YAML, got {sources}; "
             "a recipe cannot be mixed with model folders."
         )
     if not from_recipe and (args.cells or args.train_steps or args.recipe_architecture or args.overrides):
-        raise RecipeError(
+        raise HfRnnError(
             "--cells, --train-steps, --recipe-architecture and --set apply to a recipe, not to saved models."
         )
 
@@ -347,7 +348,7 @@ def diagnose_gates(
     model, tokenizer = load_classifier(model_dir)
     cell_type = model.config.cell_type
     if cell_type == "rnn":
-        raise RecipeError("the plain RNN has no gates: give an LSTM or GRU classifier.")
+        raise HfRnnError("the plain RNN has no gates: give an LSTM or GRU classifier.")
     max_length = max_length or tokenizer.model_max_length
     encoded = tokenizer([text], truncation=True, max_length=max_length, return_tensors="pt")
     with torch.no_grad():
