@@ -40,8 +40,9 @@ class DataConfig:
         dataset: Hub dataset id, used when no data directory is given.
         dataset_config: Hub dataset configuration name (e.g. `de-en` for `wmt/wmt14`).
         local_name: folder under the data directory holding `<split>.parquet` files.
-        train_split / validation_split / test_split: split names. With `validation_split: null` a
-            validation set of `validation_size` examples is carved from train with `seed`.
+        train_split / validation_split / test_split: split names; `a+b` concatenates splits `a` and `b` (the
+            `datasets` split syntax), and in a data directory `other/split` reads another dataset's file. With `validation_split: null` a validation set of `validation_size`
+            examples is carved from train with `seed`.
         validation_size: size of the carved validation set (a count, or a fraction if < 1).
         validation_groups: carve whole groups rather than single examples, so that no group has examples on
             both sides: a column of the training split holding a group id, or a grouping that ships with
@@ -88,17 +89,32 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return path
 
 
+def split_parts(split: str) -> list[str]:
+    """The files a split name stands for: `newstest2011+newstest2012` is both, concatenated in that order (the
+    `datasets` split syntax; a Hub split name with `+` is passed to `datasets` as it is)."""
+    return [part.strip() for part in split.split("+") if part.strip()]
+
+
+def split_file(data_dir: Path, local_name: str, part: str) -> Path:
+    """`<data_dir>/<local_name>/<part>.parquet`; a part naming a folder (`tatoeba/test`) is read from that folder of
+    the data directory instead, so a split can mix datasets of the same schema."""
+    return data_dir / f"{part}.parquet" if "/" in part else data_dir / local_name / f"{part}.parquet"
+
+
 def load_split_files(data_dir: Path, local_name: str, splits: list[str]) -> DatasetDict:
-    """Read `<data_dir>/<local_name>/<split>.parquet` for each split."""
-    files = {split: data_dir / local_name / f"{split}.parquet" for split in splits}
-    missing = [str(path) for path in files.values() if not path.is_file()]
+    """Read `<data_dir>/<local_name>/<split>.parquet` for each split (several files for a `a+b` split name)."""
+    files = {split: [split_file(data_dir, local_name, part) for part in split_parts(split)] for split in splits}
+    missing = [str(path) for paths in files.values() for path in paths if not path.is_file()]
     if missing:
         available = sorted(p.stem for p in (data_dir / local_name).glob("*.parquet"))
         raise DataError(
             f"missing data file(s): {', '.join(missing)}. Available splits in {data_dir / local_name}: "
             f"{available or 'none'}. Check `data.local_name` and the split names, or --data-dir."
         )
-    return load_dataset("parquet", data_files={split: str(path) for split, path in files.items()})
+    # `datasets` names splits with word characters only: load under positional names, return under the asked ones.
+    keyed = {f"split{index}": paths for index, paths in enumerate(files.values())}
+    found = load_dataset("parquet", data_files={key: [str(path) for path in paths] for key, paths in keyed.items()})
+    return DatasetDict({split: found[key] for split, key in zip(files, keyed)})
 
 
 def load_hub_splits(dataset: str, dataset_config: str | None, splits: list[str]) -> DatasetDict:

@@ -22,6 +22,7 @@ from transformers import (
     TrainingArguments,
 )
 
+from .batching import TokenBatchingMixin
 from .data import DataConfig, DataError
 from .families import family_for_task
 from .metrics import classification_metrics, translation_metrics
@@ -30,6 +31,10 @@ from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassifica
 from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .recipe import Recipe, RecipeError
 from .tokenization import decode_token_ids
+
+
+class RnnTrainer(TokenBatchingMixin, Trainer):
+    """The `Trainer`, with token-based batches as an option (`training.max_tokens_per_batch`)."""
 
 
 def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, Any]):
@@ -48,7 +53,7 @@ def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, An
 
 class TaskAdapter:
     arguments_class: type = TrainingArguments
-    trainer_class: type = Trainer
+    trainer_class: type = RnnTrainer
     config_class: type
     task: str = ""  # the recipe `task` this adapter trains (its family in `hf_rnn.families`)
     # Stand-ins for the values the tokenizer and data decide, to validate a `model` section up front.
@@ -218,7 +223,7 @@ class TranslationMetrics:
         return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
 
 
-class TranslationTrainer(Seq2SeqTrainer):
+class TranslationTrainer(TokenBatchingMixin, Seq2SeqTrainer):
     """A `Seq2SeqTrainer` that scores against the raw references and leaves `generation_config` as it was.
 
     Before each evaluation or prediction, the `reference` column of the split (raw target strings, in the order of

@@ -165,6 +165,7 @@ def train(
         data_collator=adapter.collator(tokenizer, model),
         compute_metrics=adapter.metrics_function(tokenizer),
         callbacks=callbacks,
+        max_tokens_per_batch=recipe.options.max_tokens_per_batch,
     )
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)

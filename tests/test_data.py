@@ -121,3 +121,22 @@ def test_movie_grouping_covers_the_full_imdb_training_split(shared_data_dir):
     assert len(splits["train"]) + len(splits["validation"]) == 25000
     assert 2500 <= len(splits["validation"]) < 2530
     assert not movies_of(splits["validation"]["text"]) & movies_of(splits["train"]["text"])
+
+
+def test_a_split_of_several_files_concatenates_them_in_order():
+    """`a+b` (the `datasets` split syntax) reads both files; `other/split` reads another dataset's file."""
+    parts = {
+        name: load_eval_split(DataConfig(local_name="multi30k"), "sample", name, ["translation"])
+        for name in ("train", "validation")
+    }
+    config = DataConfig(local_name="multi30k", train_split="train+validation", validation_split="validation")
+    splits = load_task_splits(config, "sample", ["translation"])
+    assert list(splits["train"]["translation"]) == [*parts["train"]["translation"], *parts["validation"]["translation"]]
+    mixed = DataConfig(
+        local_name="multi30k", train_split="validation+wmt-newstest/newstest2014", validation_split="validation"
+    )
+    train = load_task_splits(mixed, "sample", ["translation"])["train"]
+    newstest = load_eval_split(DataConfig(local_name="wmt-newstest"), "sample", "newstest2014", ["translation"])
+    assert len(train) == len(parts["validation"]) + len(newstest)
+    with pytest.raises(DataError, match="newstest2099"):
+        load_task_splits(DataConfig(local_name="multi30k", train_split="train+newstest2099"), "sample", ["translation"])
