@@ -53,7 +53,8 @@ class DataConfig:
             (flat datasets such as `bentrevett/multi30k`) the names of the source and target columns.
         source_column / target_column: flat source and target text columns with other names (`src` / `tgt`);
             default: found by the rule in `translation_pairs`.
-        max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling).
+        max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling). A capped
+            validation set is a fixed subset scored during training; the final evaluation scores the whole set.
         seed: seed of the validation carve and of the shuffling before caps.
     """
 
@@ -306,11 +307,15 @@ def load_task_splits(
         validation = raw[config.validation_split]
     else:
         train, validation = carve_validation(train, config)
-    return DatasetDict(
+    splits = DatasetDict(
         train=take(train, config.max_train_samples, config.seed),
         validation=take(validation, config.max_eval_samples, config.seed),
         test=take(raw[config.test_split], config.max_test_samples, config.seed),
     )
+    if len(splits["validation"]) < len(validation):
+        # Evaluations during training use the fixed subset; the final one scores the whole validation set.
+        splits["validation_full"] = validation
+    return splits
 
 
 def load_eval_split(config: DataConfig, data_dir: str | os.PathLike | None, split: str, required: list[str]) -> Dataset:
@@ -319,6 +324,27 @@ def load_eval_split(config: DataConfig, data_dir: str | os.PathLike | None, spli
     raw = shaped(raw, config, required)
     check_columns(raw, required, origin)
     return raw[split]
+
+
+def load_eval_files(config: DataConfig, files: list[str | os.PathLike], required: list[str]) -> Dataset:
+    """The examples of local data files (parquet, jsonl/json or csv; several are concatenated in order), shaped like
+    a split of the recipe's dataset (`hf-rnn evaluate --data-files`)."""
+    paths = [Path(file).expanduser() for file in files]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise DataError(f"data file(s) not found: {', '.join(missing)}.")
+    builders = {LOCAL_BUILDERS.get(path.suffix) for path in paths}
+    if None in builders or len(builders) != 1:
+        raise DataError(
+            f"--data-files takes files of one format ({', '.join(sorted(LOCAL_BUILDERS))}), got {[p.name for p in paths]}."
+        )
+    try:
+        found = load_dataset(builders.pop(), data_files={"eval": [str(path) for path in paths]})
+    except (ValueError, FileNotFoundError) as error:
+        raise DataError(f"cannot read {[str(path) for path in paths]}: {error}") from error
+    found = shaped(found, config, required)
+    check_columns(found, required, ", ".join(str(path) for path in paths))
+    return found["eval"]
 
 
 # Named datasets for `hf-rnn evaluate --dataset NAME`: the Hub id for users, the local folder for us, and the

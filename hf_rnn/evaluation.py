@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification
 
-from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_split, resolve_data_dir
+from .data import DATASET_PRESETS, DataConfig, DataError, load_eval_files, load_eval_split, resolve_data_dir
 from .errors import HfRnnError
 from .families import family_of
 from .loading import load_config, load_model, load_tokenizer
@@ -83,25 +83,34 @@ def evaluate_model(
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
     threads: int | None = None,
+    data_files: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Load a saved model and its tokenizer, score it on `split`, and report speed and peak memory."""
+    """Load a saved model and its tokenizer, score it on `split` (or on local `data_files`, read in the recipe's
+    columns), and report speed and peak memory."""
     if threads:
         torch.set_num_threads(threads)
     family = family_of(load_config(model_dir).model_type)
     tokenizer = load_tokenizer(model_dir)
     data = resolve_data_config(model_dir, dataset)
     started = time.perf_counter()
-    split_data = load_eval_split(data, data_dir, split, family.evaluation_columns(data))
+    if data_files:
+        split_data = load_eval_files(data, data_files, family.evaluation_columns(data))
+    else:
+        split_data = load_eval_split(data, data_dir, split, family.evaluation_columns(data))
     if max_samples is not None:
         split_data = split_data.select(range(min(max_samples, len(split_data))))
     generation = {"num_beams": num_beams, "max_new_tokens": max_new_tokens}
     generation = {key: value for key, value in generation.items() if value is not None}
     metrics = family.load_evaluator()(model_dir, tokenizer, split_data, data, batch_size, **generation)
     elapsed = time.perf_counter() - started
+    if data_files:
+        dataset_name = " + ".join(str(file) for file in data_files)
+    else:
+        dataset_name = data.dataset if resolve_data_dir(data_dir) is None else data.local_name
     return {
         "model": str(model_dir),
-        "dataset": data.dataset if resolve_data_dir(data_dir) is None else data.local_name,
-        "split": split,
+        "dataset": dataset_name,
+        "split": "files" if data_files else split,
         "examples": len(split_data),
         **metrics,
         "examples_per_second": round(len(split_data) / elapsed, 2),

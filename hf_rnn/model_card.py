@@ -301,7 +301,9 @@ def build_model_card(
         epochs=results.get("epoch", NOT_RECORDED),
         peak_rss_mb=results.get("peak_rss_mb", NOT_RECORDED),
         versions=", ".join(f"{name} {version}" for name, version in versions.items()) or NOT_RECORDED,
-        result_rows=result_rows(model_family, sets, results, data_info["sizes"].get("validation")),
+        result_rows=result_rows(
+            model_family, sets, results, data_info["sizes"].get("validation_full", data_info["sizes"].get("validation"))
+        ),
         example_source=EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"]),
         num_beams=recipe.options.generation_num_beams,
         max_new_tokens=recipe.options.generation_max_new_tokens,

@@ -47,6 +47,8 @@ class RecipeTrainingOptions:
             (`hf_rnn.diagnostics.GradientFlowCallback`; None: off).
         push_to_hub_repo: Hub repo (`user/name`) that the finished run is pushed to, as `hf-rnn push` does
             (None: no upload).
+        max_train_minutes: stop training after this many minutes of it (then evaluate and test as usual; None:
+            no limit), for a fixed time budget such as `scripts/gpu_check.sh`.
         max_tokens_per_batch: token-based training batches of about this many padded tokens (for translation,
             source + target), as fairseq's `--max-tokens` (`hf_rnn.batching`); None: batches of
             `per_device_train_batch_size` examples.
@@ -61,6 +63,7 @@ class RecipeTrainingOptions:
     gradient_flow_every: int | None = None
     push_to_hub_repo: str | None = None
     max_tokens_per_batch: int | None = None
+    max_train_minutes: float | None = None
 
     def __post_init__(self):
         if self.teacher_forcing_schedule not in ("constant", "linear"):

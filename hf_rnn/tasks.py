@@ -75,7 +75,9 @@ class TaskAdapter:
     def preprocess_function(self, tokenizer, data: DataConfig) -> Callable[[dict], dict]:
         raise NotImplementedError
 
-    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset):
+    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset, encoded_train: Dataset | None = None):
+        """The model for `tokenizer` and the raw training split (`encoded_train`: the same split tokenized by
+        `preprocess_function`, when the caller has it)."""
         raise NotImplementedError
 
     def collator(self, tokenizer, model):
@@ -151,7 +153,9 @@ class ClassificationTask(TaskAdapter):
 
         return encode
 
-    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset) -> RnnForSequenceClassification:
+    def build_model(
+        self, recipe: Recipe, tokenizer, train_split: Dataset, encoded_train: Dataset | None = None
+    ) -> RnnForSequenceClassification:
         names = label_names(train_split, recipe.data.label_column)
         labels = np.asarray(train_split[recipe.data.label_column])
         if labels.min() < 0 or labels.max() >= len(names):
@@ -307,7 +311,9 @@ class TranslationTask(TaskAdapter):
 
         return encode
 
-    def build_model(self, recipe: Recipe, tokenizer, train_split: Dataset) -> RnnSeq2SeqForConditionalGeneration:
+    def build_model(
+        self, recipe: Recipe, tokenizer, train_split: Dataset, encoded_train: Dataset | None = None
+    ) -> RnnSeq2SeqForConditionalGeneration:
         """The model for the joint tokenizer; its output layer scores the training targets' tokens only (see
         `RnnSeq2SeqConfig.target_token_ids`) unless the recipe sets `model.target_token_ids` (null: every id)."""
         fixed = {
@@ -318,7 +324,7 @@ class TranslationTask(TaskAdapter):
             "decoder_start_token_id": tokenizer.bos_token_id,
         }
         if "target_token_ids" not in recipe.model:
-            fixed["target_token_ids"] = target_token_ids(tokenizer, train_split, recipe.data.target_lang)
+            fixed["target_token_ids"] = target_token_ids(tokenizer, train_split, recipe.data.target_lang, encoded_train)
         model = RnnSeq2SeqForConditionalGeneration(build_config(RnnSeq2SeqConfig, recipe.model, fixed))
         generation = model.generation_config
         generation.num_beams = recipe.options.generation_num_beams
@@ -351,13 +357,20 @@ class TranslationTask(TaskAdapter):
         }
 
 
-def target_token_ids(tokenizer, train_split: Dataset, target_lang: str) -> list[int]:
-    """The ids of the tokens in the training split's `target_lang` texts, plus every special token."""
+def target_token_ids(
+    tokenizer, train_split: Dataset, target_lang: str, encoded_train: Dataset | None = None
+) -> list[int]:
+    """The ids of the tokens in the training split's `target_lang` texts, plus every special token. From the
+    `labels` of `encoded_train` when given (read as Arrow, no second tokenization of a big corpus)."""
     seen = np.zeros(len(tokenizer), dtype=bool)
-    for batch in train_split.iter(batch_size=2000):
-        encoded = tokenizer(text_target=[pair[target_lang] for pair in batch["translation"]], truncation=True)
-        for ids in encoded["input_ids"]:
-            seen[ids] = True
+    if encoded_train is not None:
+        for batch in encoded_train.select_columns(["labels"]).with_format("arrow").iter(batch_size=100_000):
+            seen[batch.column("labels").combine_chunks().flatten().to_numpy()] = True
+    else:
+        for batch in train_split.iter(batch_size=2000):
+            encoded = tokenizer(text_target=[pair[target_lang] for pair in batch["translation"]], truncation=True)
+            for ids in encoded["input_ids"]:
+                seen[ids] = True
     seen[tokenizer.all_special_ids] = True
     return np.flatnonzero(seen).tolist()
 

@@ -26,6 +26,7 @@ from .model_card import write_run_info
 from .network import hub_is_offline
 from .recipe import DEFAULT_SEED, Recipe, RecipeError
 from .runs import Run, write_recipe
+from .stages import FirstStepCallback, StageClock, TimeLimitCallback
 from .tasks import TaskAdapter, task_adapter
 from .tokenization import train_tokenizer
 
@@ -126,6 +127,7 @@ def train(
 ) -> dict[str, float]:
     """Train, evaluate on validation and test, save everything; returns the merged metrics."""
     started = time.perf_counter()
+    clock = StageClock()
     output_dir = Path(output_dir)
     if recipe.options.threads:
         torch.set_num_threads(recipe.options.threads)
@@ -142,18 +144,24 @@ def train(
 
     splits = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))
     adapter.validate_data(splits, recipe.data)
+    clock.mark("data_loaded")
     with args.main_process_first(desc="tokenizer"):
         tokenizer = prepare_tokenizer(
             recipe, adapter, splits["train"], output_dir, args.process_index == 0, checkpoint=checkpoint
         )
+    clock.mark("tokenizer_ready")
     with args.main_process_first(desc="tokenize datasets"):
         encoded = add_lengths(splits, adapter, tokenizer, recipe.data)
+    clock.mark("tokenized")
     # Evaluation order does not change metrics; sorting by length keeps padding (and time) low.
     eval_split = encoded["validation"].sort("length")
     test_split = encoded["test"].sort("length")
 
-    model = adapter.build_model(recipe, tokenizer, splits["train"])
-    callbacks = adapter.callbacks(recipe)
+    model = adapter.build_model(recipe, tokenizer, splits["train"], encoded["train"])
+    clock.mark("model_built")
+    callbacks = [*adapter.callbacks(recipe), FirstStepCallback(clock)]
+    if recipe.options.max_train_minutes is not None:
+        callbacks.append(TimeLimitCallback(recipe.options.max_train_minutes))
     if recipe.options.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=recipe.options.early_stopping_patience))
     trainer = adapter.trainer_class(
@@ -186,10 +194,15 @@ def train(
     train_metrics["train_tokens_seen_per_second"] = round(epochs_seen * sum(encoded["train"]["length"]) / runtime, 1)
     train_metrics["threads"] = torch.get_num_threads()
     train_metrics["world_size"] = args.world_size
+    if torch.cuda.is_available():
+        train_metrics["peak_gpu_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+    clock.mark("trained")
     trainer.log_metrics("train", train_metrics)
-    trainer.save_metrics("train", train_metrics)
+    trainer.save_metrics("train", {**train_metrics, "stages": clock.stages})
 
-    eval_metrics = trainer.evaluate(eval_dataset=eval_split, **adapter.generation_kwargs(recipe))
+    # The whole validation set at the end (during training: the fixed subset of `data.max_eval_samples`).
+    final_eval_split = encoded["validation_full"].sort("length") if "validation_full" in encoded else eval_split
+    eval_metrics = trainer.evaluate(eval_dataset=final_eval_split, **adapter.generation_kwargs(recipe))
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("eval", eval_metrics)
 

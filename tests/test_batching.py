@@ -88,6 +88,12 @@ def test_token_batched_training_runs_one_step_per_batch_and_stops_early_on_steps
     results = train(load_recipe("multi30k_tiny", overrides), tmp_path / "one-epoch", data_dir="sample")
     state = json.loads((tmp_path / "one-epoch" / "trainer_state.json").read_text())
     assert results["train_examples"] == 200 and 1 < state["global_step"] < 200 / 4  # many sentences per batch
+    # The data path's stages are timed, in order, with the peak memory so far.
+    stages = json.loads((tmp_path / "one-epoch" / "train_results.json").read_text())["stages"]
+    names = ["data_loaded", "tokenizer_ready", "tokenized", "model_built", "first_step", "trained"]
+    assert sorted(stages) == sorted(names)  # saved with sorted keys
+    seconds = [stages[name]["seconds"] for name in names]
+    assert seconds == sorted(seconds) and all(stages[name]["peak_rss_mb"] > 0 for name in names)
 
     stopping = [
         *overrides,
@@ -104,3 +110,15 @@ def test_token_batched_training_runs_one_step_per_batch_and_stops_early_on_steps
     state = json.loads((tmp_path / "stopped" / "trainer_state.json").read_text())
     evaluations = [entry["step"] for entry in state["log_history"] if "eval_bleu" in entry]
     assert evaluations[:3] == [2, 4, 6] and state["global_step"] == 6  # 1 evaluation + 2 without improvement
+
+
+@pytest.mark.integration
+def test_a_time_limit_ends_training_and_the_run_still_evaluates(tmp_path):
+    from hf_rnn.recipe import load_recipe
+    from hf_rnn.training import train
+
+    overrides = ["training.max_train_minutes=0", "training.num_train_epochs=50", "training.threads=1"]
+    overrides += ["data.max_train_samples=64", "data.max_eval_samples=8", "data.max_test_samples=8"]
+    results = train(load_recipe("imdb_tiny", overrides), tmp_path, data_dir="sample")
+    state = json.loads((tmp_path / "trainer_state.json").read_text())
+    assert state["global_step"] == 1 and "eval_accuracy" in results and "test_accuracy" in results

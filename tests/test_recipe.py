@@ -125,3 +125,13 @@ def test_every_shipped_recipe_builds_its_model_config_and_training_arguments(nam
     for key, value in recipe.training.items():
         if hasattr(args, key) and not isinstance(getattr(args, key), (list, dict)) and value is not None:
             assert getattr(args, key) == value or str(getattr(args, key)).endswith(str(value)), key
+
+
+@pytest.mark.parametrize("name", ["1node_8gpu", "2nodes_8gpu"])
+def test_the_accelerate_configs_load_as_multi_gpu_bf16(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / "accelerate" / f"{name}.yaml"))
+    machines = 1 if name.startswith("1node") else 2
+    assert (config.distributed_type.value, config.mixed_precision) == ("MULTI_GPU", "bf16")
+    assert (config.num_machines, config.num_processes) == (machines, 8 * machines)

@@ -42,7 +42,7 @@ TINY_RUN = [
     "training.save_total_limit=2",
 ]
 # Metrics that measure the machine, not the model.
-TIMING_KEYS = ("runtime", "per_second", "peak_rss_mb", "wall_time_s", "flos")
+TIMING_KEYS = ("runtime", "per_second", "peak_rss_mb", "wall_time_s", "flos", "stages")
 
 # Runs `hf-rnn train` and interrupts it: "pause" waits at the end of step N (a step that saves nothing) for the
 # test to send a signal; "save" SIGKILLs itself while writing checkpoint-N, after the model and before the

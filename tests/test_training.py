@@ -218,6 +218,20 @@ def test_evaluate_on_a_bentrevett_shaped_folder(m30k_run, tmp_path):
     assert abs(metrics["generation_tokens_per_second"] - rate) <= 0.01 * rate + 0.1
 
 
+@pytest.mark.slow
+def test_evaluate_scores_data_files_given_by_path(m30k_run, tmp_path, capsys):
+    """`hf-rnn evaluate RUN --data-files FILE`: any local file in a translation shape, e.g. another newstest year."""
+    newstest = REPO / "hf_rnn" / "sample_data" / "wmt-newstest" / "newstest2014.parquet"
+    out = tmp_path / "newstest.json"
+    arguments = ["evaluate", str(m30k_run), "--data-files", str(newstest), "--max-samples", "12", "--json", str(out)]
+    assert cli_main(arguments) == 0
+    metrics = json.loads(out.read_text())
+    assert (metrics["examples"], metrics["split"], metrics["dataset"]) == (12, "files", str(newstest))
+    assert metrics["bleu_signature"].startswith("nrefs:1|case:mixed") and metrics["generated_tokens"] > 0
+    assert cli_main(["evaluate", str(m30k_run), "--data-files", str(tmp_path / "absent.parquet")]) == 2
+    assert "data file(s) not found" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("override", "named_key"),
     [("model.cell_type=transformer", "cell_type"), ("training.warmup_ratio=0.1", "warmup_ratio")],

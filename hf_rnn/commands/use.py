@@ -20,6 +20,13 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument("--split", default="test", help="split name (a file <split>.parquet in the data folder)")
     parser.add_argument("--dataset", help="dataset preset or Hub id (default: the one in the model's recipe)")
     parser.add_argument("--data-dir", help="local data folder, 'sample', or $HF_RNN_DATA_DIR")
+    parser.add_argument(
+        "--data-files",
+        nargs="+",
+        metavar="FILE",
+        help="score these local files instead of a split (parquet, jsonl or csv in the recipe's columns or a "
+        "translation shape, e.g. ../shared/data/wmt-newstest/newstest2015.parquet)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-samples", type=int, help="score only the first N examples")
     parser.add_argument("--num-beams", type=int, help="beam size (translation; default: the model's generation_config)")
@@ -44,6 +51,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
         threads=args.threads,
+        data_files=args.data_files,
     )
     text = json.dumps(metrics, indent=2, ensure_ascii=False)
     print(text)
