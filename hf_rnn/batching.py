@@ -1,8 +1,10 @@
 """Token-based batches, as NMT toolkits form them (fairseq `--max-tokens`, Joey NMT `batch_type: token`).
 
 With `training.max_tokens_per_batch: N`, training batches hold about N padded tokens each instead of a fixed number
-of examples: examples are sorted by length (ties broken at random per epoch), packed greedily while
-`rows x longest row <= N` (an example longer than N alone forms its own batch), and the batches are shuffled. Short
+of examples: examples are sorted by length (ties broken at random per epoch), packed greedily while the batch's
+padded size stays within N (an example longer than N alone forms its own batch), and the batches are shuffled.
+The padded size of a batch is `rows x longest row`; for translation, where source and target are padded separately,
+`rows x (longest source + longest target)`. Short
 sentences then come in large batches and long ones in small batches, with little padding.
 
 The order is a function of `seed` and the epoch only, so a run resumed mid-epoch (`--resume`) continues with the
@@ -23,8 +25,9 @@ class TokenBatchSampler(Sampler[list[int]]):
     """Batches of example indices with at most `max_tokens` padded tokens each (see the module docstring).
 
     Args:
-        lengths: the token length of every example (for translation, source + target tokens).
-        max_tokens: the budget of padded tokens per batch (`rows x longest row`).
+        lengths: the token length of every example `(examples,)`, or of each separately padded part of it
+            `(examples, parts)` (translation: source and target).
+        max_tokens: the budget of padded tokens per batch (`rows x` the sum over parts of the longest part).
         seed: the seed of the per-epoch tie-breaking and batch order.
         num_replicas / rank: the number of processes and this one's index.
     """
@@ -34,7 +37,9 @@ class TokenBatchSampler(Sampler[list[int]]):
             raise ValueError(f"max_tokens must be a positive number of tokens, got {max_tokens}.")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} is not one of {num_replicas} processes.")
-        self.lengths = np.asarray(lengths, dtype=np.int64)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        self.parts = lengths.reshape(len(lengths), -1)  # (examples, parts)
+        self.lengths = self.parts.sum(axis=1)
         self.max_tokens = max_tokens
         self.seed = seed
         self.num_replicas = num_replicas
@@ -48,14 +53,15 @@ class TokenBatchSampler(Sampler[list[int]]):
         """Every rank's batches of the current epoch, in order (before padding to a multiple of the ranks)."""
         rng = np.random.default_rng([self.seed, self.epoch])
         order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
-        batches, batch, longest = [], [], 0
+        batches, batch = [], []
+        longest = np.zeros(self.parts.shape[1], dtype=np.int64)
         for index in order.tolist():
-            length = int(self.lengths[index])
-            if batch and (len(batch) + 1) * max(longest, length) > self.max_tokens:
+            grown = np.maximum(longest, self.parts[index])
+            if batch and (len(batch) + 1) * int(grown.sum()) > self.max_tokens:
                 batches.append(batch)
-                batch, longest = [], 0
+                batch, grown = [], self.parts[index]
             batch.append(index)
-            longest = max(longest, length)
+            longest = grown
         if batch:
             batches.append(batch)
         return [batches[position] for position in rng.permutation(len(batches))]
@@ -101,6 +107,9 @@ class TokenBatchingMixin:
         if self.max_tokens_per_batch is None:
             return super().get_train_dataloader()
         lengths = self.train_dataset[self.args.length_column_name]
+        if "target_length" in self.train_dataset.column_names:  # translation: source and target padded apart
+            targets = self.train_dataset["target_length"]
+            lengths = [[total - target, target] for total, target in zip(lengths, targets)]
         if self.token_batch_sampler is None:
             self.token_batch_sampler = TokenBatchSampler(
                 lengths,

@@ -306,6 +306,7 @@ class TranslationTask(TaskAdapter):
             targets = [pair[data.target_lang] for pair in batch["translation"]]
             encoded = tokenizer(sources, text_target=targets, truncation=True)
             encoded["length"] = [len(s) + len(t) for s, t in zip(encoded["input_ids"], encoded["labels"])]
+            encoded["target_length"] = [len(t) for t in encoded["labels"]]  # token batches pad the two apart
             encoded["reference"] = targets  # scored as they are (see `TranslationMetrics`), not tokenized and decoded
             return encoded
 

@@ -122,3 +122,13 @@ def test_a_time_limit_ends_training_and_the_run_still_evaluates(tmp_path):
     results = train(load_recipe("imdb_tiny", overrides), tmp_path, data_dir="sample")
     state = json.loads((tmp_path / "trainer_state.json").read_text())
     assert state["global_step"] == 1 and "eval_accuracy" in results and "test_accuracy" in results
+
+
+def test_separately_padded_parts_count_each_parts_longest():
+    """Translation pads source and target apart: the budget holds `rows x (longest source + longest target)`."""
+    rng = np.random.default_rng(1)
+    parts = np.stack([rng.integers(2, 40, 300), rng.integers(2, 40, 300)], axis=1)
+    sampler = TokenBatchSampler(parts, max_tokens=300, seed=0)
+    for batch in sampler:
+        assert len(batch) * int(parts[batch].max(axis=0).sum()) <= 300 or len(batch) == 1
+    assert sorted(index for batch in sampler for index in batch) == list(range(300))
