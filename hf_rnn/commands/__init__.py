@@ -10,9 +10,9 @@ import logging
 import sys
 
 from ..errors import HfRnnError
-from . import inspect, lab, push, train, use
+from . import export, inspect, lab, push, train, use
 
-COMMAND_GROUPS = (train, use, push, inspect, lab)
+COMMAND_GROUPS = (train, use, push, inspect, lab, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
