@@ -19,9 +19,13 @@ package beyond `onnx`, and it exports `nn.LSTM` / `nn.GRU` / `nn.RNN` with dynam
 `onnxscript`.
 """
 
+import contextlib
 import copy
+import inspect
 import json
 import logging
+import os
+import re
 import shutil
 import tempfile
 import warnings
@@ -213,7 +217,48 @@ def export_graph(
     opset: int,
     exporter: str,
 ) -> None:
-    """Write `module` to `path` with named inputs and outputs and the given dynamic axes (one file, weights inside)."""
+    """Write `module` to `path` with named inputs and outputs and the given dynamic axes (one file, weights inside);
+    `ExportError` when the exporter fails or fixes an axis that must stay dynamic to the example's size."""
+    if exporter == "dynamo":
+        try:
+            write_graph(module, example, path, dynamic_axes, opset, exporter)
+        except ExportError:
+            raise
+        except Exception as error:  # torch.export's errors are pages long: keep the line that names the problem
+            raise ExportError(
+                f"the dynamo exporter failed on {type(module).__name__} ({dynamo_error_summary(error)}); the default "
+                "torchscript exporter handles these models."
+            ) from error
+    else:
+        write_graph(module, example, path, dynamic_axes, opset, exporter)
+    for value in graph_signature(path)["inputs"]:
+        fixed = [axis for axis in dynamic_axes.get(value["name"], {}) if not isinstance(value["shape"][axis], str)]
+        if fixed:
+            raise ExportError(
+                f"the {exporter} exporter fixed axes {fixed} of {value['name']!r} in {path.name} to the example's "
+                f"sizes {[value['shape'][axis] for axis in fixed]}: the graph would refuse other batch shapes"
+                + ("; the default torchscript exporter keeps them dynamic." if exporter == "dynamo" else ".")
+            )
+
+
+def dynamo_error_summary(error: Exception) -> str:
+    """One line from a `torch.onnx` / `torch.export` error: the line after its "Exception summary" heading."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(error).splitlines()]
+    lines = [line for line in lines if line]
+    for i, line in enumerate(lines[:-1]):
+        if line.startswith("## Exception summary"):
+            return lines[i + 1]
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def write_graph(
+    module: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    dynamic_axes: dict[str, dict[int, str]],
+    opset: int,
+    exporter: str,
+) -> None:
     input_names, output_names = list(module.input_names), list(module.output_names)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
@@ -233,18 +278,19 @@ def export_graph(
             import onnxscript  # noqa: F401
         except ImportError as error:
             raise ExportError("exporter 'dynamo' needs onnxscript (pip install onnxscript).") from error
-        dims: dict[str, Any] = {}
-        dynamic_shapes = [
-            {axis: dims.setdefault(label, torch.export.Dim(label)) for axis, label in dynamic_axes[name].items()}
-            for name in input_names
-        ]
+        # `Dim.DYNAMIC` rather than named dims: a named `Dim` stayed static (the example's size) in the second and
+        # later exports of one process (torch 2.13).
+        dynamic_shapes = [{axis: torch.export.Dim.DYNAMIC for axis in dynamic_axes[name]} for name in input_names]
+        signature = inspect.signature(module.forward).parameters.values()
+        varargs = any(parameter.kind is parameter.VAR_POSITIONAL for parameter in signature)
         program = torch.onnx.export(
             module,
             example,
             dynamo=True,
             input_names=input_names,
             output_names=output_names,
-            dynamic_shapes=tuple(dynamic_shapes),
+            # `forward(*inputs)` takes one structured argument: the shapes go in one tuple.
+            dynamic_shapes=(tuple(dynamic_shapes),) if varargs else tuple(dynamic_shapes),
             opset_version=opset,
             external_data=False,
         )
@@ -439,32 +485,46 @@ def export_onnx(
         raise ExportError(f"exporter must be one of {list(EXPORTERS)}, got {exporter!r}.")
     run_dir = check_run_dir(run_dir)
     model_type = run_model_type(run_dir)
-    check_out_dir(out_dir, run_dir)
+    out_dir = check_out_dir(out_dir, run_dir)
     model = load_run_model(run_dir, model_type)
-    out_dir = prepare_out_dir(out_dir, run_dir)
-    with torch.no_grad():
-        described = (export_classifier if model_type == CLASSIFIER_TYPE else export_seq2seq)(
-            model, out_dir, opset, exporter
-        )
-    copy_side_files(run_dir, out_dir)
-    onnx_config = {
-        "format": "hf_rnn-onnx",
-        "format_version": FORMAT_VERSION,
-        "model_type": model_type,
-        **described,
-        "exporter": f"torch.onnx.export ({exporter})",
-        "opset": opset,
-        "torch_version": torch.__version__.split("+")[0],
-        "source": str(run_dir),
-        "quantization": None,
-    }
-    write_onnx_config(out_dir, onnx_config)
-    if verify:
-        check = verify_export(model, out_dir)
-        if check is not None:
-            onnx_config["export_check"] = check
-            write_onnx_config(out_dir, onnx_config)
+    with staged_folder(out_dir, run_dir) as staging, torch.no_grad():
+        export_family = export_classifier if model_type == CLASSIFIER_TYPE else export_seq2seq
+        described = export_family(model, staging, opset, exporter)
+        copy_side_files(run_dir, staging)
+        onnx_config = {
+            "format": "hf_rnn-onnx",
+            "format_version": FORMAT_VERSION,
+            "model_type": model_type,
+            **described,
+            "exporter": f"torch.onnx.export ({exporter})",
+            "opset": opset,
+            "torch_version": torch.__version__.split("+")[0],
+            "source": str(run_dir),
+            "quantization": None,
+        }
+        write_onnx_config(staging, onnx_config)
+        if verify:
+            check = verify_export(model, staging)
+            if check is not None:
+                onnx_config["export_check"] = check
+                write_onnx_config(staging, onnx_config)
     return [out_dir / graph["file"] for graph in onnx_config["graphs"].values()]
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path, source: Path):
+    """A new folder beside `out_dir` to write an export into; its files replace `out_dir`'s when the block ends
+    without an error, and a failed export leaves `out_dir` as it was."""
+    out_dir = check_out_dir(out_dir, source)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-staging-", dir=out_dir.parent))
+    try:
+        yield staging
+        out_dir = prepare_out_dir(out_dir, source)
+        for path in staging.iterdir():
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_onnx_config(out_dir: Path, onnx_config: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ attention's scores and contexts) stay in float (`MatMulConstBOnly`). The folder 
 the fp32 export (`hf_rnn.export.runtime.load_onnx_model`).
 """
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from .onnx import (
     copy_side_files,
     export_to_temporary,
     graph_signature,
-    prepare_out_dir,
     read_onnx_config,
     require_onnx,
+    staged_folder,
     write_onnx_config,
 )
 
@@ -53,7 +54,7 @@ def quantize_onnx(
     source = Path(source).expanduser()
     if not source.exists():
         raise ExportError(f"folder {str(source)!r} does not exist.")
-    check_out_dir(out_dir, source)
+    out_dir = check_out_dir(out_dir, source)
     holder = None
     if not is_export_folder(source):
         kwargs = {"exporter": exporter, **({"opset": opset} if opset is not None else {})}
@@ -62,41 +63,48 @@ def quantize_onnx(
         onnx_config = read_onnx_config(source)
         if onnx_config.get("quantization"):
             raise ExportError(f"{str(source)!r} is already quantised ({onnx_config['quantization']['method']}).")
-        out_dir = prepare_out_dir(out_dir, source)
-        sizes = {}
-        # quantize_dynamic logs a hint about pre-processing (shape inference) that does not apply to these graphs.
-        quantization_logger = logging.getLogger()
-        level = quantization_logger.level
-        quantization_logger.setLevel(max(level, logging.ERROR))
-        try:
+        with staged_folder(out_dir, source) as staging:
+            sizes = {}
             for name, graph in onnx_config["graphs"].items():
-                fp32, int8 = source / graph["file"], out_dir / graph["file"]
-                quantize_dynamic(
-                    fp32,
-                    int8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=per_channel,
-                    extra_options={"MatMulConstBOnly": True},
-                )
+                fp32, int8 = source / graph["file"], staging / graph["file"]
+                with quiet_root_logger():
+                    quantize_dynamic(
+                        fp32,
+                        int8,
+                        weight_type=QuantType.QInt8,
+                        per_channel=per_channel,
+                        extra_options={"MatMulConstBOnly": True},
+                    )
                 sizes[name] = {"fp32_bytes": fp32.stat().st_size, "int8_bytes": int8.stat().st_size}
                 graph.update(graph_signature(int8))
-        finally:
-            quantization_logger.setLevel(level)
-        copy_side_files(source, out_dir)
-        onnx_config["quantization"] = {
-            "method": "onnxruntime.quantization.quantize_dynamic",
-            "weight_type": "QInt8",
-            "per_channel": per_channel,
-            "activations": "uint8, quantised per call (dynamic)",
-            "onnxruntime_version": onnxruntime_version,
-            "sizes": sizes,
-        }
-        onnx_config.pop("export_check", None)
-        write_onnx_config(out_dir, onnx_config)
+            copy_side_files(source, staging)
+            onnx_config["quantization"] = {
+                "method": "onnxruntime.quantization.quantize_dynamic",
+                "weight_type": "QInt8",
+                "per_channel": per_channel,
+                "activations": "uint8, quantised per call (dynamic)",
+                "onnxruntime_version": onnxruntime_version,
+                "sizes": sizes,
+            }
+            onnx_config.pop("export_check", None)
+            write_onnx_config(staging, onnx_config)
         return [out_dir / graph["file"] for graph in onnx_config["graphs"].values()]
     finally:
         if holder is not None:
             holder.cleanup()
+
+
+@contextlib.contextmanager
+def quiet_root_logger():
+    """`quantize_dynamic` logs a hint about pre-processing (shape inference) on the root logger that does not apply
+    to these graphs: errors only while it runs."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(max(level, logging.ERROR))
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def quantize_torch(model):
