@@ -83,6 +83,9 @@ def save_translator(directory: Path, tokenizer, **settings) -> Path:
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         decoder_start_token_id=tokenizer.bos_token_id,
+        # Peaked output distributions: with the default 0.1 the random model's log-probabilities are nearly uniform,
+        # and beam scores then tie exactly in float32 often enough that the order of tied candidates decides.
+        initializer_range=1.0,
         **{"embedding_size": 8, "hidden_size": 8, **settings},
     )
     torch.manual_seed(0)
@@ -189,6 +192,22 @@ def test_translator_export_gives_generate_ids_greedy_and_beam(translation_tokeni
     assert runner.translate(texts, batch_size=3) == generate_translations(
         model, translation_tokenizer, texts, batch_size=3, progress=False
     )
+
+
+def test_beam_search_reads_the_step_graph_top_k_as_the_whole_vocabulary(translation_tokenizer, tmp_path, monkeypatch):
+    """The beam search ranks each row's `top_k` outputs; without them (a graph lacking the outputs) it ranks the
+    whole vocabulary in NumPy. Both must give `generate`'s beams."""
+    run = save_translator(tmp_path / "run", translation_tokenizer, cell_type="gru", bridge="last")
+    export_onnx(run, tmp_path / "onnx")
+    model = hf_rnn.RnnSeq2SeqForConditionalGeneration.from_pretrained(run).eval()
+    runner = load_onnx_model(tmp_path / "onnx")
+    assert {"top_k"} <= set(runner.step.input_names)
+    ids, mask = padded_batches(translation_tokenizer, SOURCES)[0]
+    expected = model.generate(input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask), num_beams=4)
+    np.testing.assert_array_equal(runner.generate(ids, mask, num_beams=4), expected.numpy())
+    run_step = runner.run_step
+    monkeypatch.setattr(runner, "run_step", lambda *args, **kwargs: (*run_step(*args, **kwargs)[:3], {}))
+    np.testing.assert_array_equal(runner.generate(ids, mask, num_beams=4), expected.numpy())
 
 
 def test_int8_folders_load_and_run_like_the_fp32_ones(review_tokenizer, translation_tokenizer, tmp_path, capsys):

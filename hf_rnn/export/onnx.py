@@ -148,6 +148,8 @@ class DecoderStepGraph(nn.Module):
     `attentional_vector` `(rows, attentional_size)`, then `proj_keys` (with attention), `encoder_states` and
     `src_mask` `(sources, length, ...)`, rows a multiple of sources (the beams of a sentence read its encoding once).
     Outputs: `logits` `(rows, n_out)` over `output_token_ids`, the new state(s) and the new attentional vector.
+    `add_top_k` then gives the written graph a `top_k` input and the `top_k` best log-probabilities of each row and
+    their indices as outputs, for beam search.
 
     The decoder's recurrent layer runs as the plain `nn.LSTM` / `nn.GRU` / `nn.RNN` with the same weights (one time
     step): the exporter writes it as ONNX's recurrent operator, which has no counterpart of ATen's GRU/RNN cells.
@@ -297,6 +299,41 @@ def write_graph(
         program.save(str(path), external_data=False)
 
 
+def add_top_k(path: Path) -> None:
+    """Append `LogSoftmax` and `TopK` to the decoder step graph at `path`: input `top_k` (int64, shape `(1,)`),
+    outputs `top_log_probs` and `top_indices` `(rows, top_k)` (best first; ties: lower index first, as ONNX's `TopK`
+    specifies). Beam search then reads `2 * num_beams` candidates per row instead of normalising and ranking the
+    whole vocabulary in NumPy (a fifth of its time at 1 thread)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    graph.input.append(helper.make_tensor_value_info("top_k", TensorProto.INT64, [1]))
+    graph.node.extend(
+        [
+            helper.make_node("LogSoftmax", ["logits"], ["log_probs"], name="step_log_softmax", axis=-1),
+            helper.make_node(
+                "TopK",
+                ["log_probs", "top_k"],
+                ["top_log_probs", "top_indices"],
+                name="step_top_k",
+                axis=-1,
+                largest=1,
+                sorted=1,
+            ),
+        ]
+    )
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info("top_log_probs", TensorProto.FLOAT, ["rows", "top_k"]),
+            helper.make_tensor_value_info("top_indices", TensorProto.INT64, ["rows", "top_k"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def graph_signature(path: Path) -> dict[str, list[dict[str, Any]]]:
     """Inputs and outputs of the ONNX graph at `path`: name, element type and shape (`str` for a dynamic axis)."""
     import onnx
@@ -371,6 +408,7 @@ def export_seq2seq(model, out_dir: Path, opset: int, exporter: str) -> dict[str,
     }
     step_example = tuple(step_inputs[name] for name in step_graph.input_names)
     export_graph(step_graph, step_example, step_path, step_axes, opset, exporter)
+    add_top_k(step_path)
 
     generation = model.generation_config
     return {

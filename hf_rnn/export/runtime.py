@@ -145,8 +145,17 @@ class OnnxClassifier(OnnxModel):
 
 
 def top_k(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """`torch.topk` over the last axis of a 2-D array: the k largest values, descending (ties: lower index first),
-    and their indices."""
+    """The k largest values over the last axis of a 2-D array, descending, and their indices: `torch.topk` itself
+    when torch is installed (it is with hf_rnn), so that exact ties break as they do in `generate` (beam search
+    scores many "impossible" candidates exactly -1e9, and which of them fill the finished slots can change the
+    result); a NumPy equivalent otherwise (ties: lower index first)."""
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    if torch is not None:
+        top = torch.topk(torch.from_numpy(np.ascontiguousarray(values)), k)
+        return top.values.numpy(), top.indices.numpy()
     if k < values.shape[-1]:
         candidates = np.argpartition(-values, k - 1, axis=-1)[:, :k]
     else:
@@ -181,6 +190,8 @@ class OnnxTranslator(OnnxModel):
         ids = self.onnx_config.get("output_token_ids")
         self.output_token_ids = None if ids is None else np.asarray(ids, dtype=np.int64)
         self.generation = dict(self.onnx_config["generation"])
+        logits_shape = next(value["shape"] for value in self.onnx_config["graphs"]["decoder_step"]["outputs"])
+        self.output_size = len(self.output_token_ids) if self.output_token_ids is not None else int(logits_shape[-1])
         self.memory_names = [
             name for name in ("proj_keys", "encoder_states", "src_mask") if name in self.step.input_names
         ]
@@ -199,11 +210,17 @@ class OnnxTranslator(OnnxModel):
         states: dict[str, np.ndarray],
         attentional_vector: np.ndarray,
         memory: dict[str, np.ndarray],
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-        """One decoder step: the logits `(rows, n_out)`, the new states and the new attentional vector."""
-        outputs = self.step({"input_ids": tokens, **states, "attentional_vector": attentional_vector, **memory})
+        top_k: int = 1,
+    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+        """One decoder step: the logits `(rows, n_out)`, the new states, the new attentional vector, and (graphs with
+        a `top_k` input) the `top_k` best log-probabilities per row with their indices (`top_log_probs`,
+        `top_indices`; else an empty dict)."""
+        feeds = {"input_ids": tokens, **states, "attentional_vector": attentional_vector, **memory}
+        feeds["top_k"] = np.array([top_k], dtype=np.int64)
+        outputs = self.step(feeds)
         new_states = {name: outputs[f"new_{name}"] for name in self.state_names}
-        return outputs["logits"], new_states, outputs["new_attentional_vector"]
+        best = {name: outputs[name] for name in ("top_log_probs", "top_indices") if name in outputs}
+        return outputs["logits"], new_states, outputs["new_attentional_vector"], best
 
     def first_step_logits(self, input_ids: np.ndarray, attention_mask: np.ndarray | None = None) -> np.ndarray:
         """The logits `(batch, n_out)` of the first decoder step (after `decoder_start_token_id`)."""
@@ -248,7 +265,7 @@ class OnnxTranslator(OnnxModel):
         rows = np.arange(batch)  # the rows still decoding
         tokens, steps = sequences[:, 0].copy(), 0
         while steps < max_new_tokens:
-            logits, states, attentional_vector = self.run_step(tokens, states, attentional_vector, memory)
+            logits, states, attentional_vector, _ = self.run_step(tokens, states, attentional_vector, memory)
             tokens = self.token_ids(logits.argmax(axis=-1))  # the first maximal index, as torch's argmax
             steps += 1
             sequences[rows, steps] = tokens
@@ -290,19 +307,34 @@ class OnnxTranslator(OnnxModel):
         best = np.full((batch, max_length), fill_value, dtype=np.int64)
         best_lengths = np.zeros(batch, dtype=np.int64)
         top_beams = np.arange(2 * num_beams) < num_beams
+        per_row = min(2 * num_beams, self.output_size)
         cur_len = 1
         while True:
-            logits, states, attentional_vector = self.run_step(
-                running[:, :, cur_len - 1].reshape(-1), states, attentional_vector, memory
+            logits, states, attentional_vector, best_per_row = self.run_step(
+                running[:, :, cur_len - 1].reshape(-1), states, attentional_vector, memory, top_k=per_row
             )
-            log_probs = log_softmax(logits.astype(np.float32))
-            vocab = log_probs.shape[-1]
-            log_probs = (log_probs.reshape(-1, num_beams, vocab) + running_scores[:, :, None]).reshape(
-                -1, num_beams * vocab
-            )
-            topk_scores, topk_indices = top_k(log_probs, 2 * num_beams)
-            source_beams = topk_indices // vocab
-            tokens = self.token_ids(topk_indices % vocab)
+            if best_per_row:
+                # The best 2 * num_beams continuations of a sentence are among the best 2 * num_beams of each beam.
+                picks = best_per_row["top_log_probs"].shape[-1]
+                scores = best_per_row["top_log_probs"].reshape(-1, num_beams, picks) + running_scores[:, :, None]
+                scores = scores.reshape(-1, num_beams * picks)
+                indices = best_per_row["top_indices"].reshape(-1, num_beams * picks)
+                # Ties (scores can become equal once the beam's score is added) go to the lower index in the whole
+                # (beam, vocabulary) range, as `torch.topk` over it breaks them.
+                flat_index = np.repeat(np.arange(num_beams) * self.output_size, picks) + indices
+                order = np.lexsort((flat_index, -scores), axis=-1)[:, : 2 * num_beams]
+                topk_scores = np.take_along_axis(scores, order, axis=1)
+                source_beams = order // picks
+                tokens = self.token_ids(np.take_along_axis(indices, order, axis=1))
+            else:  # a graph without the top-k outputs: normalise and rank the whole vocabulary here
+                log_probs = log_softmax(logits.astype(np.float32))
+                vocab = log_probs.shape[-1]
+                log_probs = (log_probs.reshape(-1, num_beams, vocab) + running_scores[:, :, None]).reshape(
+                    -1, num_beams * vocab
+                )
+                topk_scores, topk_indices = top_k(log_probs, 2 * num_beams)
+                source_beams = topk_indices // vocab
+                tokens = self.token_ids(topk_indices % vocab)
             candidates = beams(running, source_beams).copy()
             candidates[:, :, cur_len] = tokens
             ended = (tokens == eos) | (cur_len + 1 >= max_length)
