@@ -45,30 +45,38 @@ class TokenBatchSampler(Sampler[list[int]]):
         self.num_replicas = num_replicas
         self.rank = rank
         self.epoch = 0
+        self.cached_epoch: int | None = None
+        self.cached_batches: list[list[int]] = []
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def all_batches(self) -> list[list[int]]:
         """Every rank's batches of the current epoch, in order (before padding to a multiple of the ranks)."""
+        if self.cached_epoch != self.epoch:
+            self.cached_batches, self.cached_epoch = self.pack(), self.epoch
+        return self.cached_batches
+
+    def pack(self) -> list[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = np.lexsort((rng.random(len(self.lengths)), self.lengths))
-        batches, batch = [], []
-        longest = np.zeros(self.parts.shape[1], dtype=np.int64)
-        for index in order.tolist():
-            grown = np.maximum(longest, self.parts[index])
-            if batch and (len(batch) + 1) * int(grown.sum()) > self.max_tokens:
+        order = np.lexsort((rng.random(len(self.lengths)), self.lengths)).tolist()
+        # Plain Python integers: one pass over millions of examples takes seconds, not minutes.
+        parts = self.parts[order].tolist()
+        budget, batches, batch, longest = self.max_tokens, [], [], [0] * self.parts.shape[1]
+        for index, lengths in zip(order, parts):
+            grown = [max(a, b) for a, b in zip(longest, lengths)]
+            if batch and (len(batch) + 1) * sum(grown) > budget:
                 batches.append(batch)
-                batch, grown = [], self.parts[index]
+                batch, grown = [], lengths
             batch.append(index)
             longest = grown
         if batch:
             batches.append(batch)
-        return [batches[position] for position in rng.permutation(len(batches))]
+        return [batches[position] for position in rng.permutation(len(batches)).tolist()]
 
     def rank_batches(self) -> list[list[int]]:
         """This rank's batches of the current epoch."""
-        batches = self.all_batches()
+        batches = list(self.all_batches())
         if not batches:
             return []
         padded = math.ceil(len(batches) / self.num_replicas) * self.num_replicas
@@ -80,7 +88,7 @@ class TokenBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         # Packing depends on the sorted lengths only, so every epoch has the same number of batches.
-        return len(self.rank_batches())
+        return math.ceil(len(self.all_batches()) / self.num_replicas)
 
 
 class TokenBatchEpochCallback(TrainerCallback):
