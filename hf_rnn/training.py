@@ -9,6 +9,7 @@ history), checkpoints, the model's code files with `auto_map` (written by `save_
 """
 
 import dataclasses
+import hashlib
 import logging
 import os
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from datasets import DatasetDict
 from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_seed
 
 from .checkpoints import resolve_resume_checkpoint
@@ -86,12 +88,26 @@ def prepare_tokenizer(
 
 
 def add_lengths(splits, adapter: TaskAdapter, tokenizer, data_config: DataConfig):
-    """Tokenize every split and add a `length` column (used for length-grouped batches)."""
-    return splits.map(
-        adapter.preprocess_function(tokenizer, data_config),
-        batched=True,
-        remove_columns=splits["train"].column_names,
-        desc="Tokenizing",
+    """Tokenize every split and add a `length` column (used for length-grouped batches).
+
+    The cache fingerprint is each split's own plus a digest of the tokenizer's JSON and the data settings: the same
+    text tokenized the same way is found in the `datasets` cache by every process of a DDP launch (each rank loads
+    the saved tokenizer, an object `datasets` would otherwise fingerprint differently) and by a second run."""
+    digest = hashlib.sha256(
+        (tokenizer.backend_tokenizer.to_str() + repr(dataclasses.astuple(data_config)) + type(adapter).__name__).encode()
+    ).hexdigest()[:16]
+    preprocess = adapter.preprocess_function(tokenizer, data_config)
+    return DatasetDict(
+        {
+            name: split.map(
+                preprocess,
+                batched=True,
+                remove_columns=split.column_names,
+                desc=f"Tokenizing {name}",
+                new_fingerprint=f"{split._fingerprint}-{digest}",
+            )
+            for name, split in splits.items()
+        }
     )
 
 
