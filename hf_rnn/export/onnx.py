@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import HfRnnError
+from ..families import family_for_task
 from ..loading import check_model_dir
 from . import ONNX_CONFIG_FILE
 
@@ -53,7 +54,9 @@ SIDE_FILES = (
     "tokenizer_config.json",
     "special_tokens_map.json",
 )
-CLASSIFIER_TYPE, SEQ2SEQ_TYPE = "rnn_classifier", "rnn_seq2seq"
+# The two families ONNX export covers, named by the registry.
+CLASSIFIER_TYPE = family_for_task("classification").model_type
+SEQ2SEQ_TYPE = family_for_task("translation").model_type
 
 
 class ExportError(HfRnnError):
