@@ -94,7 +94,9 @@ def add_lengths(splits, adapter: TaskAdapter, tokenizer, data_config: DataConfig
     text tokenized the same way is found in the `datasets` cache by every process of a DDP launch (each rank loads
     the saved tokenizer, an object `datasets` would otherwise fingerprint differently) and by a second run."""
     digest = hashlib.sha256(
-        (tokenizer.backend_tokenizer.to_str() + repr(dataclasses.astuple(data_config)) + type(adapter).__name__).encode()
+        (
+            tokenizer.backend_tokenizer.to_str() + repr(dataclasses.astuple(data_config)) + type(adapter).__name__
+        ).encode()
     ).hexdigest()[:16]
     preprocess = adapter.preprocess_function(tokenizer, data_config)
     return DatasetDict(
