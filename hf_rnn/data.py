@@ -53,8 +53,9 @@ class DataConfig:
             (flat datasets such as `bentrevett/multi30k`) the names of the source and target columns.
         source_column / target_column: flat source and target text columns with other names (`src` / `tgt`);
             default: found by the rule in `translation_pairs`.
-        max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling). A capped
-            validation set is a fixed subset scored during training; the final evaluation scores the whole set.
+        max_train_samples / max_eval_samples / max_test_samples: optional caps (first N after shuffling).
+        training_eval_samples: evaluations during training score a fixed subset of this many validation examples;
+            the final evaluation scores the whole validation set (None: the whole set every time).
         seed: seed of the validation carve and of the shuffling before caps.
     """
 
@@ -76,6 +77,7 @@ class DataConfig:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_test_samples: int | None = None
+    training_eval_samples: int | None = None
     seed: int = 42
 
 
@@ -307,9 +309,10 @@ def load_task_splits(
         validation = raw[config.validation_split]
     else:
         train, validation = carve_validation(train, config)
+    validation = take(validation, config.max_eval_samples, config.seed)
     splits = DatasetDict(
         train=take(train, config.max_train_samples, config.seed),
-        validation=take(validation, config.max_eval_samples, config.seed),
+        validation=take(validation, config.training_eval_samples, config.seed),
         test=take(raw[config.test_split], config.max_test_samples, config.seed),
     )
     if len(splits["validation"]) < len(validation):

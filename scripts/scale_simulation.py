@@ -46,6 +46,7 @@ SIMULATION_SETTINGS = [
     "data.validation_split=validation",
     "data.test_split=test",
     "data.max_eval_samples=100",
+    "data.training_eval_samples=null",
     "data.max_test_samples=100",
     "training.max_steps=50",
     "training.max_tokens_per_batch=2000",

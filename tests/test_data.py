@@ -140,3 +140,14 @@ def test_a_split_of_several_files_concatenates_them_in_order():
     assert len(train) == len(parts["validation"]) + len(newstest)
     with pytest.raises(DataError, match="newstest2099"):
         load_task_splits(DataConfig(local_name="multi30k", train_split="train+newstest2099"), "sample", ["translation"])
+
+
+def test_training_evaluations_use_a_fixed_subset_and_the_final_one_the_whole_validation_set():
+    config = DataConfig(local_name="multi30k", validation_split="validation", training_eval_samples=50)
+    splits = load_task_splits(config, "sample", ["translation"])
+    assert len(splits["validation"]) == 50 and len(splits["validation_full"]) > 50
+    assert set(map(str, splits["validation"]["translation"])) <= set(map(str, splits["validation_full"]["translation"]))
+    capped = load_task_splits(
+        DataConfig(local_name="multi30k", validation_split="validation", max_eval_samples=50), "sample", ["translation"]
+    )
+    assert len(capped["validation"]) == 50 and "validation_full" not in capped
