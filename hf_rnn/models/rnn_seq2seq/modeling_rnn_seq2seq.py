@@ -599,6 +599,18 @@ class RnnSeq2SeqDecoder(nn.Module):
         # As in Joey NMT, the bridged vector starts both the hidden and the cell state of an LSTM.
         return (hidden, hidden) if self.cell_type == "lstm" else hidden
 
+    def start(
+        self, encoder_states: torch.Tensor, final_states: torch.Tensor, rows_per_source: int = 1
+    ) -> tuple[torch.Tensor | tuple[torch.Tensor, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """What decoding starts from, for `rows_per_source` decoder rows per source (beams): the initial states
+        `(decoder_layers, rows, hidden)`, a zero attentional vector `(rows, attentional_size)` and the attention keys
+        `(sources, src_len, key_size)`, projected once per source (`None` without attention)."""
+        if rows_per_source > 1:
+            final_states = final_states.repeat_interleave(rows_per_source, dim=0)
+        attentional_vector = encoder_states.new_zeros(final_states.shape[0], self.attentional_layer.out_features)
+        proj_keys = None if self.attention is None else self.attention.project_keys(encoder_states)
+        return self.initial_states(final_states), attentional_vector, proj_keys
+
     def top_state(self, states: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Top-layer hidden state `(batch, hidden)`."""
         return states[0][-1] if isinstance(states, tuple) else states[-1]
@@ -641,10 +653,8 @@ class RnnSeq2SeqDecoder(nn.Module):
         batch_size = decoder_input_ids.shape[0]
         rows = None
         if cache is None:
-            states = self.initial_states(final_states)
-            attentional_vector = encoder_states.new_zeros(encoder_states.shape[0], self.attentional_layer.out_features)
             # Keys are projected once per source, not at every decoder step.
-            proj_keys = None if self.attention is None else self.attention.project_keys(encoder_states)
+            states, attentional_vector, proj_keys = self.start(encoder_states, final_states)
             seen_tokens = 0
         else:
             states, attentional_vector = cache.decoder_states, cache.attentional_vector
@@ -1135,9 +1145,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         decoder, embeddings = self.decoder, self.get_target_embeddings()
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
         encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
-        states = decoder.initial_states(encoder_outputs.final_states)
-        attentional_vector = encoder_states.new_zeros(encoder_states.shape[0], decoder.attentional_layer.out_features)
-        proj_keys = None if decoder.attention is None else decoder.attention.project_keys(encoder_states)
+        states, attentional_vector, proj_keys = decoder.start(encoder_states, encoder_outputs.final_states)
         batch_size = input_ids.shape[0]
         sequences = input_ids.new_full((batch_size, 1 + config.max_new_tokens), config.pad_token_id)
         sequences[:, 0] = config.decoder_start_token_id
@@ -1182,9 +1190,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
         # The decoder runs one row per beam, sentence-major; the beams of a sentence read its encoding once.
         encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
-        proj_keys = None if decoder.attention is None else decoder.attention.project_keys(encoder_states)
-        states = decoder.initial_states(encoder_outputs.final_states.repeat_interleave(num_beams, dim=0))
-        attentional_vector = encoder_states.new_zeros(batch_size * num_beams, decoder.attentional_layer.out_features)
+        states, attentional_vector, proj_keys = decoder.start(encoder_states, encoder_outputs.final_states, num_beams)
 
         def beams(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
             """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
