@@ -13,6 +13,7 @@ from .models.rnn_classifier import (
     RnnClassifierPreTrainedModel,
     RnnForSequenceClassification,
 )
+from .models.rnn_lm import RnnForCausalLM, RnnLmCache, RnnLmConfig, RnnLmModel, RnnLmPreTrainedModel
 from .models.rnn_seq2seq import (
     RnnSeq2SeqCache,
     RnnSeq2SeqConfig,
@@ -30,7 +31,12 @@ __all__ = [
     "RnnClassifierConfig",
     "RnnClassifierModel",
     "RnnClassifierPreTrainedModel",
+    "RnnForCausalLM",
     "RnnForSequenceClassification",
+    "RnnLmCache",
+    "RnnLmConfig",
+    "RnnLmModel",
+    "RnnLmPreTrainedModel",
     "RnnSeq2SeqCache",
     "RnnTranslationPipeline",
     "RnnSeq2SeqConfig",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from transformers import AutoModel, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoModelForSequenceClassification
 
 from .errors import HfRnnError
 from .models.rnn_classifier import (
@@ -21,6 +21,7 @@ from .models.rnn_classifier import (
     RnnClassifierPreTrainedModel,
     RnnForSequenceClassification,
 )
+from .models.rnn_lm import RnnForCausalLM, RnnLmConfig, RnnLmModel, RnnLmPreTrainedModel
 from .models.rnn_seq2seq import (
     RnnSeq2SeqConfig,
     RnnSeq2SeqForConditionalGeneration,
@@ -98,6 +99,10 @@ def describe_seq2seq(config: dict[str, Any]) -> str:
     return f"{config.get('cell_type')} encoder-decoder, {config.get('attention_type')} attention"
 
 
+def describe_language_model(config: dict[str, Any]) -> str:
+    return f"{config.get('num_hidden_layers')}-layer {config.get('cell_type')} language model"
+
+
 FAMILIES: tuple[Family, ...] = (
     Family(
         task="classification",
@@ -129,6 +134,23 @@ FAMILIES: tuple[Family, ...] = (
         task_adapter="hf_rnn.tasks:TranslationTask",
         evaluator="hf_rnn.translation:evaluate_translator",
         describe=describe_seq2seq,
+    ),
+    Family(
+        task="language_modeling",
+        config_class=RnnLmConfig,
+        base_model_class=RnnLmModel,
+        head_model_class=RnnForCausalLM,
+        head_auto_class=AutoModelForCausalLM,
+        pretrained_class=RnnLmPreTrainedModel,
+        card_task_type="text-generation",
+        card_metrics=(
+            CardMetric("perplexity", "perplexity", "perplexity per token", {}),
+            CardMetric("word_perplexity", "perplexity", "perplexity per word", {"unit": "word"}),
+        ),
+        evaluation_columns=lambda data: [data.text_column],
+        task_adapter="hf_rnn.language_modeling:LanguageModelingTask",
+        evaluator="hf_rnn.language_modeling:evaluate_language_model",
+        describe=describe_language_model,
     ),
 )
 

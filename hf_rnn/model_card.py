@@ -37,6 +37,8 @@ NOT_RECORDED = "not recorded"
 CARD_LICENSE = "apache-2.0"
 # The text a classifier card offers in the Hub widget.
 EXAMPLE_REVIEW = "A moving story, wonderfully acted, with an ending I did not see coming."
+# The prompt a language model card offers in the Hub widget.
+EXAMPLE_PROMPT = "This movie"
 # A sentence per source language for the usage snippets and widget of translation cards.
 EXAMPLE_SOURCES = {
     "de": "Ein Hund läuft über eine grüne Wiese.",
@@ -263,7 +265,10 @@ def build_model_card(
     data = recipe.data
     family = family_of(model_family)
     is_translation = family.task == "translation"
-    example = EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"]) if is_translation else EXAMPLE_REVIEW
+    if is_translation:
+        example = EXAMPLE_SOURCES.get(data.source_lang, EXAMPLE_SOURCES["en"])
+    else:
+        example = EXAMPLE_PROMPT if family.card_task_type == "text-generation" else EXAMPLE_REVIEW
     card_data = ModelCardData(
         model_name=model_name,
         library_name="transformers",
@@ -308,6 +313,7 @@ def build_model_card(
         num_beams=recipe.options.generation_num_beams,
         max_new_tokens=recipe.options.generation_max_new_tokens,
         seed=recipe.training.get("seed", DEFAULT_SEED),
+        bptt=recipe.options.bptt,
         seed_spread=seed_spread(run.seeds()),
     )
 

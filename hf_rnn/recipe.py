@@ -52,6 +52,13 @@ class RecipeTrainingOptions:
         max_tokens_per_batch: token-based training batches of about this many padded tokens (for translation,
             source + target), as fairseq's `--max-tokens` (`hf_rnn.batching`); None: batches of
             `per_device_train_batch_size` examples.
+        bptt: language modeling: the mean length of the truncated-BPTT windows (`hf_rnn.streams`).
+        variable_bptt: language modeling: AWD-LSTM's random window lengths around `bptt`, new every epoch; else
+            fixed windows.
+        layerwise_lr_decay: discriminative learning rates: each layer group below the head learns this many times
+            slower than the one above (ULMFiT: 2.6; `hf_rnn.fine_tuning`); None: one learning rate.
+        gradual_unfreezing_steps: train the head alone first and unfreeze one more layer group every this many
+            optimizer steps (`hf_rnn.fine_tuning`); None: everything trains from the start.
     """
 
     early_stopping_patience: int | None = None
@@ -64,6 +71,10 @@ class RecipeTrainingOptions:
     push_to_hub_repo: str | None = None
     max_tokens_per_batch: int | None = None
     max_train_minutes: float | None = None
+    bptt: int = 70
+    variable_bptt: bool = True
+    layerwise_lr_decay: float | None = None
+    gradual_unfreezing_steps: int | None = None
 
     def __post_init__(self):
         if self.teacher_forcing_schedule not in ("constant", "linear"):
@@ -75,6 +86,12 @@ class RecipeTrainingOptions:
             raise ValueError(f"`training.teacher_forcing_final` must be in [0, 1], got {self.teacher_forcing_final}.")
         if self.generation_num_beams < 1 or self.generation_max_new_tokens < 1:
             raise ValueError("`training.generation_num_beams` and `generation_max_new_tokens` must be >= 1.")
+        if self.layerwise_lr_decay is not None and self.layerwise_lr_decay <= 0:
+            raise ValueError(f"`training.layerwise_lr_decay` must be positive, got {self.layerwise_lr_decay}.")
+        if self.gradual_unfreezing_steps is not None and self.gradual_unfreezing_steps < 1:
+            raise ValueError(f"`training.gradual_unfreezing_steps` must be >= 1, got {self.gradual_unfreezing_steps}.")
+        if self.bptt < 2:
+            raise ValueError(f"`training.bptt` must be at least 2 tokens, got {self.bptt}.")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"`training.threads` must be >= 1, got {self.threads}.")
         if self.gradient_flow_every is not None and self.gradient_flow_every < 1:

@@ -25,16 +25,19 @@ from transformers import (
 from .batching import TokenBatchingMixin
 from .data import DataConfig, DataError
 from .families import family_for_task
+from .fine_tuning import DiscriminativeLearningRateMixin
 from .metrics import classification_metrics, translation_metrics
 from .model_card import write_model_card
 from .models.rnn_classifier import RnnClassifierConfig, RnnForSequenceClassification
 from .models.rnn_seq2seq import RnnSeq2SeqConfig, RnnSeq2SeqForConditionalGeneration
 from .recipe import Recipe, RecipeError
 from .tokenization import decode_token_ids
+from .transfer import check_tokenizer_section, classifier_architecture, language_model_tokenizer, transfer_encoder
 
 
-class RnnTrainer(TokenBatchingMixin, Trainer):
-    """The `Trainer`, with token-based batches as an option (`training.max_tokens_per_batch`)."""
+class RnnTrainer(DiscriminativeLearningRateMixin, TokenBatchingMixin, Trainer):
+    """The `Trainer`, with token-based batches (`training.max_tokens_per_batch`) and discriminative learning rates
+    (`training.layerwise_lr_decay`) as options."""
 
 
 def build_config(config_class: type, values: dict[str, Any], fixed: dict[str, Any]):
@@ -63,6 +66,10 @@ class TaskAdapter:
         """Fail on a bad `model` section before any data is read or tokenizer trained."""
         build_config(self.config_class, recipe.model, self.placeholder_fixed)
 
+    def pretrained_tokenizer(self, recipe: Recipe):
+        """A tokenizer the recipe takes from elsewhere instead of learning one (None: learn it)."""
+        return None
+
     def required_columns(self, data: DataConfig) -> list[str]:
         raise NotImplementedError
 
@@ -90,10 +97,18 @@ class TaskAdapter:
         return {}
 
     def callbacks(self, recipe: Recipe) -> list:
+        """Callbacks of this task (the training path adds the generic ones)."""
         return []
 
     def generation_kwargs(self, recipe: Recipe) -> dict[str, Any]:
         return {}
+
+    def trainer_arguments(self, recipe: Recipe) -> dict[str, Any]:
+        """Keyword arguments of `trainer_class` beyond the Trainer's own."""
+        return {
+            "max_tokens_per_batch": recipe.options.max_tokens_per_batch,
+            "layerwise_lr_decay": recipe.options.layerwise_lr_decay,
+        }
 
     def write_model_card(self, output_dir: Path, recipe: Recipe, results: dict[str, Any]) -> None:
         write_model_card(output_dir, family_for_task(self.task).model_type, recipe, results)
@@ -108,8 +123,26 @@ def label_names(split: Dataset, column: str) -> list[str]:
 
 
 class ClassificationTask(TaskAdapter):
+    """Text classification; with `model.init_from: RUN` the encoder and tokenizer come from a language model run
+    (`hf_rnn.transfer`)."""
+
     config_class = RnnClassifierConfig
     task = "classification"
+
+    def model_section(self, recipe: Recipe) -> dict[str, Any]:
+        """The config values of the recipe's `model` section (the language model's architecture with `init_from`)."""
+        location = recipe.model.get("init_from")
+        if location is None:
+            return recipe.model
+        check_tokenizer_section(recipe.raw, location)
+        return classifier_architecture(recipe.model, location)
+
+    def validate_model_section(self, recipe: Recipe) -> None:
+        build_config(self.config_class, self.model_section(recipe), self.placeholder_fixed)
+
+    def pretrained_tokenizer(self, recipe: Recipe):
+        location = recipe.model.get("init_from")
+        return None if location is None else language_model_tokenizer(location, recipe.tokenizer.model_max_length)
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return [data.text_column, data.label_column]
@@ -169,7 +202,10 @@ class ClassificationTask(TaskAdapter):
             "id2label": dict(enumerate(names)),
             "label2id": {name: index for index, name in enumerate(names)},
         }
-        return RnnForSequenceClassification(build_config(RnnClassifierConfig, recipe.model, fixed))
+        model = RnnForSequenceClassification(build_config(RnnClassifierConfig, self.model_section(recipe), fixed))
+        if "init_from" in recipe.model:
+            transfer_encoder(model, recipe.model["init_from"])
+        return model
 
     def metrics_function(self, tokenizer) -> Callable:
         def compute(prediction) -> dict[str, float]:
@@ -227,7 +263,7 @@ class TranslationMetrics:
         return {"bleu": scores["bleu"], "chrf": scores["chrf"]}
 
 
-class TranslationTrainer(TokenBatchingMixin, Seq2SeqTrainer):
+class TranslationTrainer(DiscriminativeLearningRateMixin, TokenBatchingMixin, Seq2SeqTrainer):
     """A `Seq2SeqTrainer` that scores against the raw references and leaves `generation_config` as it was.
 
     Before each evaluation or prediction, the `reference` column of the split (raw target strings, in the order of

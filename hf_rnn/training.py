@@ -22,6 +22,7 @@ from transformers import EarlyStoppingCallback, PreTrainedTokenizerFast, set_see
 
 from .checkpoints import resolve_resume_checkpoint
 from .data import DataConfig, load_task_splits
+from .fine_tuning import GradualUnfreezingCallback
 from .hub import push
 from .memory import peak_rss_mb
 from .model_card import write_run_info
@@ -60,7 +61,8 @@ def prepare_tokenizer(
     is_main: bool,
     checkpoint: str | os.PathLike | None = None,
 ):
-    """Learn the tokenizer on the training split (main process), or load the one already saved.
+    """Learn the tokenizer on the training split (main process), take the one the recipe names
+    (`TaskAdapter.pretrained_tokenizer`), or load the one already saved.
 
     Other processes load what the main process saved in `output_dir`, so every rank uses the same vocabulary. A
     resumed run (`checkpoint` given) loads the checkpoint's tokenizer (else `output_dir`'s) on every rank, main
@@ -74,14 +76,16 @@ def prepare_tokenizer(
     saved = output_dir / "tokenizer.json"
     if saved.is_file() and not is_main:
         return PreTrainedTokenizerFast.from_pretrained(output_dir)
-    started = time.perf_counter()
-    tokenizer = train_tokenizer(adapter.tokenizer_texts(train_split, recipe.data), recipe.tokenizer)
-    logger.info(
-        "learned a %d-token %s tokenizer in %.1f s",
-        len(tokenizer),
-        recipe.tokenizer.model,
-        time.perf_counter() - started,
-    )
+    tokenizer = adapter.pretrained_tokenizer(recipe)
+    if tokenizer is None:
+        started = time.perf_counter()
+        tokenizer = train_tokenizer(adapter.tokenizer_texts(train_split, recipe.data), recipe.tokenizer)
+        logger.info(
+            "learned a %d-token %s tokenizer in %.1f s",
+            len(tokenizer),
+            recipe.tokenizer.model,
+            time.perf_counter() - started,
+        )
     output_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(output_dir)
     return tokenizer
@@ -178,6 +182,8 @@ def train(
     model = adapter.build_model(recipe, tokenizer, splits["train"], encoded["train"])
     clock.mark("model_built")
     callbacks = [*adapter.callbacks(recipe), FirstStepCallback(clock)]
+    if recipe.options.gradual_unfreezing_steps is not None:
+        callbacks.append(GradualUnfreezingCallback(recipe.options.gradual_unfreezing_steps))
     if recipe.options.max_train_minutes is not None:
         callbacks.append(TimeLimitCallback(recipe.options.max_train_minutes))
     if recipe.options.early_stopping_patience is not None:
@@ -191,7 +197,7 @@ def train(
         data_collator=adapter.collator(tokenizer, model),
         compute_metrics=adapter.metrics_function(tokenizer),
         callbacks=callbacks,
-        max_tokens_per_batch=recipe.options.max_tokens_per_batch,
+        **adapter.trainer_arguments(recipe),
     )
     if args.process_index == 0:
         output_dir.mkdir(parents=True, exist_ok=True)

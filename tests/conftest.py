@@ -52,6 +52,20 @@ TINY_M30K = [
     "training.generation_max_new_tokens=20",
 ]
 
+TINY_LM = [
+    "training.num_train_epochs=1",
+    "training.threads=1",
+    "data.max_train_samples=600",
+    "data.validation_size=100",
+    "data.max_test_samples=100",
+    "tokenizer.vocab_size=1000",
+    "model.adaptive_cutoffs=[200, 500]",
+    "model.embedding_size=32",
+    "model.hidden_size=64",
+    "training.per_device_train_batch_size=8",
+    "training.learning_rate=1e-2",
+]
+
 
 @pytest.fixture(scope="session")
 def classifier_run(tmp_path_factory) -> Path:
@@ -71,6 +85,14 @@ def seq2seq_run(tmp_path_factory) -> Path:
     """A finished tiny run of the encoder-decoder family (about 5 s), built once per session."""
     output_dir = tmp_path_factory.mktemp("m30k-run")
     train(load_recipe(REPO / "configs" / "multi30k_tiny.yaml", TINY_M30K), output_dir, data_dir="sample")
+    return output_dir
+
+
+@pytest.fixture(scope="session")
+def lm_run(tmp_path_factory) -> Path:
+    """A finished tiny run of the language-model family (about 10 s), built once per session."""
+    output_dir = tmp_path_factory.mktemp("lm-run")
+    train(load_recipe("imdb_lm_tiny", TINY_LM), output_dir, data_dir="sample")
     return output_dir
 
 
