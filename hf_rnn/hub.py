@@ -11,7 +11,8 @@ With hf_rnn imported, transformers uses hf_rnn's registered classes instead (a m
 `push` uploads a run as one commit: weights, configs, tokenizer, recipe, run info, results, plots, the code
 files and a freshly rendered model card; never checkpoints or pickles. A model loaded from a run folder and saved
 or pushed from Python (`model.save_pretrained(dir)`, `model.push_to_hub(repo)`) gets the same files:
-`complete_saved_run` and `push_model` are installed as the models' `run_saver` / `run_pusher`.
+`complete_saved_run` and `push_model` are installed as the models' `run_saver` / `run_pusher`. `commit_files` is
+the one upload path, for model repos and for the Gradio Spaces of `hf_rnn.demo.space`.
 """
 
 import filecmp
@@ -155,42 +156,72 @@ def push(
     """
     model_dir = Path(model_dir)
     model_type = read_model_type(model_dir)
-    try:
-        validate_repo_id(repo_id)
-    except HFValidationError as error:
-        raise HubError(f"{repo_id!r} is not a Hub repo id (user/name): {error}") from error
+    check_repo_id(repo_id)
     if not any(model_dir.glob("*.safetensors")) or not (model_dir / RECIPE_FILE).is_file():
         raise HubError(
             f"{model_dir} lacks safetensors weights or recipe.yaml: push uploads run directories written by "
             "`hf-rnn train` (the model card is built from the recipe and results)."
         )
-    if hub_is_offline():
-        raise HubError(
-            f"cannot push to {repo_id!r}: offline (HF_HUB_OFFLINE set or the Hub is unreachable). Nothing was "
-            f"uploaded or changed; run `hf-rnn push {model_dir} {repo_id}` when online."
-        )
-    token = token or get_token()
-    if token is None:
-        raise HubError("no Hugging Face token: set $HF_TOKEN, run `hf auth login`, or pass --token.")
+    token = upload_token(token, repo_id, retry=f"hf-rnn push {model_dir} {repo_id}")
 
     run = Run(model_dir)
     recipe = run.recipe()
     code_files = export_remote_code(model_dir)
     write_model_card(model_dir, model_type, recipe, run.results(), repo_id=repo_id)
-    operations = [
-        CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path))
-        for path in upload_files(model_dir, code_files)
-    ]
+    return commit_files(
+        repo_id,
+        upload_files(model_dir, code_files),
+        commit_message or f"Upload {model_dir.name} (hf_rnn {model_type})",
+        token,
+        private=private,
+        revision=revision,
+    )
+
+
+def check_repo_id(repo_id: str) -> None:
+    """Raise `HubError` unless `repo_id` is a valid Hub repo id."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        raise HubError(f"{repo_id!r} is not a Hub repo id (user/name): {error}") from error
+
+
+def upload_token(token: str | None, repo_id: str, retry: str) -> str:
+    """The token to upload to `repo_id` with (`token`, else the saved login). Fails when the Hub is offline (the
+    message gives `retry`, the command to run once online) or when there is no token."""
+    if hub_is_offline():
+        raise HubError(
+            f"cannot push to {repo_id!r}: offline (HF_HUB_OFFLINE set or the Hub is unreachable). Nothing was "
+            f"uploaded or changed; run `{retry}` when online."
+        )
+    token = token or get_token()
+    if token is None:
+        raise HubError("no Hugging Face token: set $HF_TOKEN, run `hf auth login`, or pass --token.")
+    return token
+
+
+def commit_files(
+    repo_id: str,
+    files: list[Path],
+    commit_message: str,
+    token: str,
+    private: bool = False,
+    revision: str | None = None,
+    space_sdk: str | None = None,
+) -> str:
+    """Create `repo_id` if missing (a Space with `space_sdk`, else a model repo) and upload `files` (by name) to it
+    as one commit on `revision` (a branch, created if missing; default main). Returns the commit's URL."""
+    # A model repo is the Hub's default repo type: its calls name none.
+    space = {"repo_type": "space"} if space_sdk else {}
+    new_space = {**space, "space_sdk": space_sdk} if space_sdk else {}
+    operations = [CommitOperationAdd(path_in_repo=path.name, path_or_fileobj=str(path)) for path in files]
     api = HfApi(token=token)
     try:
-        repo_id = api.create_repo(repo_id, private=private, exist_ok=True).repo_id
+        repo_id = api.create_repo(repo_id, private=private, exist_ok=True, **new_space).repo_id
         if revision is not None:
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
+            api.create_branch(repo_id, branch=revision, exist_ok=True, **space)
         commit = api.create_commit(
-            repo_id,
-            operations=operations,
-            commit_message=commit_message or f"Upload {model_dir.name} (hf_rnn {model_type})",
-            revision=revision,
+            repo_id, operations=operations, commit_message=commit_message, revision=revision, **space
         )
     except HfHubHTTPError as error:
         raise HubError(f"the Hub refused the upload to {repo_id!r}: {error}") from error

@@ -330,8 +330,9 @@ def plot_gate_units(
     return path
 
 
-def plot_attention(weights: torch.Tensor, source_tokens: list[str], target_tokens: list[str], path: str | Path):
-    """Heatmap of target (rows) x source (columns) attention with the tokens on the axes."""
+def attention_figure(weights: torch.Tensor | np.ndarray, source_tokens: list[str], target_tokens: list[str]) -> Figure:
+    """Heatmap of target (rows) x source (columns) attention weights `(tgt_len, src_len)` with the tokens on the
+    axes."""
     weights = np.asarray(weights, dtype=np.float32)
     height = max(3.0, 0.32 * len(target_tokens) + 1.5)
     width = max(4.0, 0.32 * len(source_tokens) + 2.0)
@@ -345,7 +346,12 @@ def plot_attention(weights: torch.Tensor, source_tokens: list[str], target_token
     axes.set_title("Attention weights")
     figure.colorbar(image, ax=axes, fraction=0.04, pad=0.02)
     figure.tight_layout()
-    figure.savefig(path)
+    return figure
+
+
+def plot_attention(weights: torch.Tensor, source_tokens: list[str], target_tokens: list[str], path: str | Path):
+    """Save the attention heatmap of `attention_figure` to `path`."""
+    attention_figure(weights, source_tokens, target_tokens).savefig(path)
     return Path(path)
 
 
@@ -375,6 +381,7 @@ def plot_run(run_dir: str | os.PathLike, output: str | os.PathLike | None = None
 
 
 __all__ = [
+    "attention_figure",
     "plot_attention",
     "plot_cell_comparison",
     "plot_gate_activity",

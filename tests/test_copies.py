@@ -1,5 +1,6 @@
-"""Each modeling file is self-contained (so it can ship as Hub remote code); shared pieces are copied and
-marked `# Copied from <module>.<name>`. This test keeps every copy identical to its original."""
+"""Each modeling file is self-contained (so it can ship as Hub remote code), and so is the demo page (it ships as a
+Space's app.py); shared pieces are copied and marked `# Copied from <module>.<name>`. This test keeps every copy
+identical to its original."""
 
 import importlib
 import inspect
@@ -14,7 +15,7 @@ COPY_MARK = re.compile(r"^# Copied from (hf_rnn[\w.]*)\.(\w+)$", re.MULTILINE)
 
 def copied_objects() -> list[tuple[str, str, str]]:
     found = []
-    for path in sorted(PACKAGE.glob("models/*/*.py")):
+    for path in sorted([*PACKAGE.glob("models/*/*.py"), PACKAGE / "demo" / "app.py"]):
         for match in COPY_MARK.finditer(path.read_text(encoding="utf-8")):
             copy_module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
             found.append((copy_module, match.group(1), match.group(2)))

@@ -10,9 +10,9 @@ import logging
 import sys
 
 from ..errors import HfRnnError
-from . import export, inspect, lab, push, train, use
+from . import demo, export, inspect, lab, push, train, use
 
-COMMAND_GROUPS = (train, use, push, inspect, lab, export)
+COMMAND_GROUPS = (train, use, push, demo, inspect, lab, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
