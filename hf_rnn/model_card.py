@@ -278,7 +278,7 @@ def build_model_card(
         datasets=[data.dataset],
         language=[data.source_lang, data.target_lang] if is_translation else [data.language],
         widget=[{"text": example}],
-        metrics=[metric.metric_type for metric in family.card_metrics],
+        metrics=list(dict.fromkeys(metric.metric_type for metric in family.card_metrics)),
         eval_results=eval_results(model_family, sets) or None,
     )
     hardware = run_info.get("hardware", {})

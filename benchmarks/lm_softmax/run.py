@@ -2,10 +2,11 @@
 model size, in one run.
 
 The model of a recipe (default `imdb_lm`: its sizes, vocabulary and dropouts) is trained for STEPS optimizer steps on
-BPTT windows of real IMDB text (the recipe's tokenizer learned on the bundled slice), once with each output layer,
-alternating ROUNDS times; tokens per second of forward + backward + Adam step, medians over the rounds.
+BPTT windows of real IMDB text (the recipe's tokenizer learned on 10,000 of its training texts, so the vocabulary is
+the recipe's), once with each output layer, alternating ROUNDS times; tokens per second of forward + backward + Adam
+step, medians over the rounds.
 
-    python benchmarks/lm_softmax/run.py --steps 20 --rounds 3 --threads 1 --out docs/lm_softmax
+    python benchmarks/lm_softmax/run.py --data-dir ../shared/data --steps 20 --rounds 3 --threads 1
 """
 
 import argparse
@@ -26,10 +27,11 @@ from hf_rnn.tasks import task_adapter
 from hf_rnn.tokenization import train_tokenizer
 
 
-def training_stream(recipe) -> tuple[torch.Tensor, list[int], int]:
-    """The bundled IMDB slice as one token stream, the token frequency order, and the vocabulary size."""
+def training_stream(recipe, data_dir: str) -> tuple[torch.Tensor, list[int], int]:
+    """The training texts (at most 10,000) as one token stream, the token frequency order, and the vocabulary size."""
     adapter = task_adapter(recipe.task)
-    train = load_task_splits(recipe.data, "sample", adapter.required_columns(recipe.data))["train"]
+    train = load_task_splits(recipe.data, data_dir, adapter.required_columns(recipe.data))["train"]
+    train = train.shuffle(seed=0).select(range(min(10_000, len(train))))
     tokenizer = train_tokenizer(adapter.tokenizer_texts(train, recipe.data), recipe.tokenizer)
     encoded = train.map(adapter.preprocess_function(tokenizer, recipe.data), batched=True)
     return token_stream(encoded), token_order(encoded, len(tokenizer)), len(tokenizer)
@@ -57,6 +59,7 @@ def tokens_per_second(model: RnnForCausalLM, rows: torch.Tensor, bptt: int, step
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipe", default="imdb_lm")
+    parser.add_argument("--data-dir", default="sample", help="the recipe's data (default: the bundled slice)")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -64,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
-    stream, order, vocab_size = training_stream(recipe)
+    stream, order, vocab_size = training_stream(recipe, args.data_dir)
     rows = stream_rows(stream, recipe.training.get("per_device_train_batch_size", 32))
     bptt = recipe.options.bptt
     rates: dict[str, list[float]] = {"full": [], "adaptive": []}
@@ -76,7 +79,8 @@ def main() -> None:
             rates[softmax].append(tokens_per_second(RnnForCausalLM(config), rows, bptt, args.steps))
     medians = {softmax: statistics.median(values) for softmax, values in rates.items()}
     report = {
-        "command": f"python benchmarks/lm_softmax/run.py --recipe {args.recipe} --steps {args.steps} "
+        "command": f"python benchmarks/lm_softmax/run.py --recipe {args.recipe} --data-dir {args.data_dir} "
+        f"--steps {args.steps} "
         f"--rounds {args.rounds} --threads {args.threads} --out {args.out}",
         "recipe": args.recipe,
         "model": recipe.model,
