@@ -5,7 +5,6 @@ import json
 import os
 import re
 import shutil
-import site
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import run_without_hf_rnn
 from huggingface_hub import HfApi, ModelCard
 from transformers import (
     AutoModel,
@@ -49,33 +49,6 @@ def copy_run(run_dir: Path, tmp_path: Path) -> Path:
 
 def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
-
-
-def run_without_hf_rnn(code: str, tmp_path: Path) -> dict:
-    """Run `code` where only the environment's installed packages are importable, and return its last JSON line.
-
-    `-I -S` skips site-packages processing, so the editable install's import hook (a .pth file) never runs; the
-    site-packages folders are then put on sys.path as plain folders. The code must check that hf_rnn is absent.
-    """
-    bootstrap = f"import sys\nsys.path.extend({site.getsitepackages()!r})\n"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", bootstrap + code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "Do you wish to run the custom code?" not in result.stdout  # nothing may stop at a prompt
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 NO_HF_RNN = """

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import all_numbers
 from transformers import Trainer, TrainingArguments
 
 from hf_rnn import RnnClassifierConfig, RnnForSequenceClassification
@@ -58,17 +59,6 @@ def left_padded(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         "input_ids": batch["input_ids"].gather(1, order),
         "attention_mask": batch["attention_mask"].gather(1, order),
     }
-
-
-def all_numbers(data):
-    if isinstance(data, dict):
-        for value in data.values():
-            yield from all_numbers(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from all_numbers(value)
-    elif isinstance(data, (int, float)) and not isinstance(data, bool):
-        yield data
 
 
 @pytest.mark.parametrize("cell_type", ["rnn", "lstm", "gru"])

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from helpers import all_numbers
 
 from hf_rnn import RnnClassifierConfig, RnnForSequenceClassification
 from hf_rnn.commands import main as cli_main
@@ -36,17 +37,6 @@ TINY_RECIPE_OVERRIDES = [
 def assert_png(path: Path) -> None:
     assert path.is_file(), path
     assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 5000, path
-
-
-def all_numbers(data):
-    if isinstance(data, dict):
-        for value in data.values():
-            yield from all_numbers(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from all_numbers(value)
-    elif isinstance(data, (int, float)) and not isinstance(data, bool):
-        yield data
 
 
 def assert_finite_json(path: Path) -> dict:

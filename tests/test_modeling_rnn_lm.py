@@ -4,15 +4,12 @@ import copy
 import itertools
 import json
 import math
-import os
-import site
-import subprocess
-import sys
 import time
 import warnings
 
 import pytest
 import torch
+from helpers import run_without_hf_rnn
 from safetensors.torch import load_file
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import (
@@ -675,29 +672,6 @@ def test_save_and_load_round_trip(tmp_path, softmax, tie):
         base = AutoModel.from_pretrained(tmp_path).eval()
         assert type(base) is RnnLmModel
         torch.testing.assert_close(base(input_ids).last_hidden_state, model.rnn(input_ids).last_hidden_state)
-
-
-def run_without_hf_rnn(code: str, tmp_path) -> dict:
-    """Run `code` where only the environment's installed packages are importable (not hf_rnn), and return its last
-    JSON line. `-I -S` skips the editable install's import hook; site-packages are then added as plain folders."""
-    bootstrap = f"import sys\nsys.path.extend({site.getsitepackages()!r})\n"
-    env = {
-        "PATH": os.environ["PATH"],
-        "HOME": str(tmp_path),
-        "HF_HUB_OFFLINE": "1",
-        "HF_MODULES_CACHE": str(tmp_path / "modules"),
-        "OMP_NUM_THREADS": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", bootstrap + code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.integration
