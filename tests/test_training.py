@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TINY_M30K
 from hub_layouts import multi30k_layout
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
@@ -305,3 +306,34 @@ def test_two_process_ddp_launch(tmp_path):
     results = json.loads((output_dir / "all_results.json").read_text())
     assert results["world_size"] == 2
     assert results["test_examples"] == 100
+
+
+@pytest.mark.slow
+def test_two_process_ddp_token_batched_run_resumes_from_its_checkpoint(tmp_path):
+    """The WMT-style path under DDP (token batches, step schedule, step checkpoints): a run stopped at step 4 resumes
+    from its checkpoint with both ranks and finishes at step 8."""
+    output_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2"]
+    launch += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launch += [str(REPO / "scripts" / "train.py"), str(REPO / "configs" / "multi30k_tiny.yaml")]
+    launch += ["--output-dir", str(output_dir), "--data-dir", "sample"]
+    settings = [
+        *TINY_M30K,
+        "training.max_tokens_per_batch=1500",
+        "training.save_strategy=steps",
+        "training.save_steps=4",
+        "training.eval_strategy=steps",
+        "training.eval_steps=4",
+        "training.logging_steps=1",
+        "training.load_best_model_at_end=false",
+    ]
+    for max_steps, resume in ((4, []), (8, ["--resume"])):
+        overrides = [part for item in [*settings, f"training.max_steps={max_steps}"] for part in ("--set", item)]
+        result = subprocess.run(launch + overrides + resume, capture_output=True, text=True, env=env, timeout=900)
+        assert result.returncode == 0, result.stderr[-12000:]
+        state = json.loads((output_dir / "trainer_state.json").read_text())
+        assert state["global_step"] == max_steps
+    logged_steps = [entry["step"] for entry in state["log_history"] if "loss" in entry]
+    assert logged_steps == list(range(1, 9))  # steps 1-4 from the first run's checkpoint, 5-8 after the resume
+    assert json.loads((output_dir / "all_results.json").read_text())["world_size"] == 2
