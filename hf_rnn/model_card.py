@@ -314,6 +314,7 @@ def build_model_card(
         max_new_tokens=recipe.options.generation_max_new_tokens,
         seed=recipe.training.get("seed", DEFAULT_SEED),
         bptt=recipe.options.bptt,
+        init_from=recipe.model.get("init_from"),
         seed_spread=seed_spread(run.seeds()),
     )
 

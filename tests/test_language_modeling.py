@@ -120,6 +120,8 @@ def test_init_from_copies_every_encoder_tensor_and_the_tokenizer(lm_run, tmp_pat
     classifier_tokenizer = load_tokenizer(tmp_path / "clf")
     assert classifier_tokenizer.get_vocab() == load_tokenizer(lm_run).get_vocab()
     assert classifier_tokenizer.model_max_length == 64  # the classifier recipe's, not the language model's
+    card = (tmp_path / "clf" / "README.md").read_text(encoding="utf-8")
+    assert f"fine-tuned from the language model `{lm_run}`" in card and "trained from scratch" not in card
 
     recipe = classifier_recipe(lm_run)
     adapter = task_adapter("classification")
