@@ -238,8 +238,10 @@ def train(
     trainer.log_metrics("test", test_metrics)
     trainer.save_metrics("test", test_metrics)
 
-    if trainer.is_world_process_zero():
-        adapter.write_model_card(output_dir, recipe, Run(output_dir).results())
-        if recipe.options.push_to_hub_repo:
-            push(output_dir, recipe.options.push_to_hub_repo)
+    if not trainer.is_world_process_zero():
+        # The main process writes the run folder; reading its files here would race with those writes.
+        return {**train_metrics, "stages": clock.stages, **eval_metrics, **test_metrics}
+    adapter.write_model_card(output_dir, recipe, Run(output_dir).results())
+    if recipe.options.push_to_hub_repo:
+        push(output_dir, recipe.options.push_to_hub_repo)
     return Run(output_dir).results()
