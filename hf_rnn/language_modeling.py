@@ -141,6 +141,7 @@ class LanguageModelingTask(TaskAdapter):
     trainer_class = LanguageModelingTrainer
     config_class = RnnLmConfig
     task = "language_modeling"
+    eos_first = True  # a prompt then reads as the start of a text (the pipeline encodes it with special tokens)
     # A vocabulary above any adaptive-softmax cutoff: the tokenizer decides the real size (checked when building).
     placeholder_fixed = {"vocab_size": 1_000_000, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
 
@@ -152,7 +153,8 @@ class LanguageModelingTask(TaskAdapter):
             yield from batch[data.text_column]
 
     def preprocess_function(self, tokenizer, data: DataConfig) -> Callable[[dict], dict]:
-        """Whole texts (no truncation; each ends with `</s>`), their length and their number of words."""
+        """Whole texts (no truncation; each starts with `</s>`, the end of the text before), their length and their
+        number of words."""
 
         def encode(batch: dict) -> dict:
             texts = batch[data.text_column]

@@ -1,7 +1,7 @@
 """Language-model training data: texts as one token stream, cut into windows for truncated backpropagation through
 time (BPTT), as AWD-LSTM and ULMFiT train.
 
-Every text is tokenized (the tokenizer ends each with `</s>`), the texts are concatenated into one stream, and the
+Every text is tokenized (the tokenizer starts each with `</s>`, which separates it from the one before), the texts are concatenated into one stream, and the
 stream is cut into `rows` equally long streams, one per batch row. Training step k reads window k of every row, so
 a row's windows follow each other in the text and the recurrent state carries over from one step to the next
 (`hf_rnn.language_modeling.LanguageModelingTrainer`). With variable BPTT the cut points move every epoch (AWD-LSTM:

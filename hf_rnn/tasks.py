@@ -59,6 +59,7 @@ class TaskAdapter:
     trainer_class: type = RnnTrainer
     config_class: type
     task: str = ""  # the recipe `task` this adapter trains (its family in `hf_rnn.families`)
+    eos_first: bool = False  # encoded texts start with `</s>` rather than end with it (`train_tokenizer`)
     # Stand-ins for the values the tokenizer and data decide, to validate a `model` section up front.
     placeholder_fixed: dict[str, Any] = {"vocab_size": 1000, "pad_token_id": 0}
 

@@ -102,17 +102,19 @@ def build_tokenizer(config: TokenizerConfig) -> tuple[Tokenizer, trainers.Traine
     return tokenizer, trainer
 
 
-def train_tokenizer(texts: Iterable[str], config: TokenizerConfig) -> PreTrainedTokenizerFast:
-    """Learn a vocabulary from `texts` and wrap it as a transformers fast tokenizer."""
+def train_tokenizer(texts: Iterable[str], config: TokenizerConfig, eos_first: bool = False) -> PreTrainedTokenizerFast:
+    """Learn a vocabulary from `texts` and wrap it as a transformers fast tokenizer.
+
+    Every encoded text ends with `</s>`, or with `eos_first` starts with it (language models: texts joined into one
+    stream are then separated alike, and an encoded prompt reads as the start of a text, which generation continues)."""
     tokenizer, trainer = build_tokenizer(config)
     if config.model == "wordpiece":
         tokenizer = train_wordpiece(tokenizer, trainer, list(limit(texts, config.training_texts)))
     else:
         tokenizer.train_from_iterator(limit(texts, config.training_texts), trainer=trainer)
     eos_id = tokenizer.token_to_id(EOS)
-    tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"$A {EOS}", pair=f"$A {EOS} $B {EOS}", special_tokens=[(EOS, eos_id)]
-    )
+    single, pair = (f"{EOS} $A", f"{EOS} $A {EOS} $B") if eos_first else (f"$A {EOS}", f"$A {EOS} $B {EOS}")
+    tokenizer.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(EOS, eos_id)])
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         pad_token=PAD,

@@ -79,7 +79,8 @@ def prepare_tokenizer(
     tokenizer = adapter.pretrained_tokenizer(recipe)
     if tokenizer is None:
         started = time.perf_counter()
-        tokenizer = train_tokenizer(adapter.tokenizer_texts(train_split, recipe.data), recipe.tokenizer)
+        texts = adapter.tokenizer_texts(train_split, recipe.data)
+        tokenizer = train_tokenizer(texts, recipe.tokenizer, eos_first=adapter.eos_first)
         logger.info(
             "learned a %d-token %s tokenizer in %.1f s",
             len(tokenizer),

@@ -61,6 +61,8 @@ def test_the_run_saves_a_causal_lm_that_generates_and_has_a_card(lm_run):
     model = load_model(lm_run, AutoModelForCausalLM)
     tokenizer = load_tokenizer(lm_run)
     assert model.config.model_type == "rnn_lm" and model.config.token_order is not None
+    prompt_ids = tokenizer("this movie")["input_ids"]  # as the pipeline encodes a prompt: the start of a text
+    assert prompt_ids[0] == tokenizer.eos_token_id and tokenizer.eos_token_id not in prompt_ids[1:]
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
     text = generator("this movie", max_new_tokens=12, do_sample=False)[0]["generated_text"]
     assert text.startswith("this movie") and len(text.split()) > 3
