@@ -84,6 +84,7 @@ def evaluate_model(
     max_new_tokens: int | None = None,
     threads: int | None = None,
     data_files: list[str] | None = None,
+    max_length_factor: float | None = None,
 ) -> dict[str, Any]:
     """Load a saved model and its tokenizer, score it on `split` (or on local `data_files`, read in the recipe's
     columns), and report speed and peak memory."""
@@ -99,7 +100,7 @@ def evaluate_model(
         split_data = load_eval_split(data, data_dir, split, family.evaluation_columns(data))
     if max_samples is not None:
         split_data = split_data.select(range(min(max_samples, len(split_data))))
-    generation = {"num_beams": num_beams, "max_new_tokens": max_new_tokens}
+    generation = {"num_beams": num_beams, "max_new_tokens": max_new_tokens, "max_length_factor": max_length_factor}
     generation = {key: value for key, value in generation.items() if value is not None}
     metrics = family.load_evaluator()(model_dir, tokenizer, split_data, data, batch_size, **generation)
     elapsed = time.perf_counter() - started

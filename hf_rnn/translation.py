@@ -10,6 +10,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSeq2SeqLM
 
 from .data import DataConfig
+from .errors import HfRnnError
 from .loading import load_model
 from .metrics import translation_metrics
 from .tokenization import clean_text, count_truncated, decode_token_ids, truncated_flags
@@ -25,11 +26,12 @@ def generate_translations(
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
     progress: bool = True,
+    max_length_factor: float | None = None,
 ) -> list[str]:
     """Translate `sources` in length-sorted batches (less padding), returning outputs in the input order; see
     `generate_translations_with_lengths`."""
     return generate_translations_with_lengths(
-        model, tokenizer, sources, batch_size, num_beams, max_new_tokens, progress
+        model, tokenizer, sources, batch_size, num_beams, max_new_tokens, progress, max_length_factor
     )[0]
 
 
@@ -49,12 +51,14 @@ def generate_translations_with_lengths(
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
     progress: bool = True,
-) -> tuple[list[str], list[int]]:
-    """Translate `sources` in length-sorted batches (less padding), returning the outputs in the input order and
-    how many tokens each one generated (`</s>` included; 0 for an empty source).
+    max_length_factor: float | None = None,
+) -> tuple[list[str], list[int], list[int]]:
+    """Translate `sources` in length-sorted batches (less padding), returning the outputs in the input order, how
+    many tokens each one generated (`</s>` included; 0 for an empty source) and the generation limit it ran under.
 
     `num_beams` / `max_new_tokens` left at None take the model's `generation_config` (what the recipe saved, and
-    what the pipeline uses).
+    what the pipeline uses). `max_length_factor` also limits each batch to that many tokens per token of its
+    longest source (see `batch_generation_limit`).
 
     Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
     undecodable characters are cleaned by `clean_text`; empty or whitespace-only sources translate to ""
@@ -64,7 +68,11 @@ def generate_translations_with_lengths(
     order = np.argsort([len(text) for text in sources], kind="stable")
     order = np.array([i for i in order if sources[i].strip()], dtype=np.int64)
     outputs: list[str] = [""] * len(sources)
-    lengths = [0] * len(sources)
+    if max_length_factor is not None and not max_length_factor > 0:
+        raise HfRnnError(f"max_length_factor must be a positive number, got {max_length_factor}.")
+    if max_new_tokens is None:
+        max_new_tokens = model.generation_config.max_new_tokens
+    lengths, limits = [0] * len(sources), [0] * len(sources)
     starts = range(0, len(order), batch_size)
     truncated = 0
     with torch.inference_mode():
@@ -72,15 +80,16 @@ def generate_translations_with_lengths(
             index = order[start : start + batch_size]
             encoded = tokenizer([sources[i] for i in index], truncation=True, padding=True, return_tensors="pt")
             truncated += sum(truncated_flags(encoded))
+            limit = batch_generation_limit(max_new_tokens, max_length_factor, encoded["attention_mask"])
             generated = model.generate(
                 input_ids=encoded["input_ids"],
                 attention_mask=encoded["attention_mask"],
-                **generation_settings(num_beams, max_new_tokens),
+                **generation_settings(num_beams, limit),
             )
             token_ids = generated.numpy()
             batch_lengths = generated_lengths(token_ids, model.config.eos_token_id, model.config.pad_token_id)
             for i, text, length in zip(index, decode_token_ids(tokenizer, token_ids), batch_lengths.tolist()):
-                outputs[i], lengths[i] = text, length
+                outputs[i], lengths[i], limits[i] = text, length, limit
     if truncated:
         logger.warning(
             "%d of %d sources were longer than model_max_length=%d tokens and were truncated.",
@@ -88,7 +97,20 @@ def generate_translations_with_lengths(
             len(sources),
             tokenizer.model_max_length,
         )
-    return outputs, lengths
+    return outputs, lengths, limits
+
+
+def batch_generation_limit(
+    max_new_tokens: int | None, max_length_factor: float | None, attention_mask: torch.Tensor
+) -> int | None:
+    """How many tokens a batch may generate: `max_new_tokens`, and with `max_length_factor` at most
+    `int(max_length_factor * longest source)` (at least 1), the longest source counted in tokens with `</s>`.
+    This is Joey NMT's limit when its `max_output_length` is unset (factor 1.5) and fairseq's `--max-len-a`: it
+    stops a decoder that repeats itself long before a fixed limit does."""
+    if max_length_factor is None:
+        return max_new_tokens
+    by_source = max(1, int(max_length_factor * int(attention_mask.sum(dim=1).max())))
+    return by_source if max_new_tokens is None else min(max_new_tokens, by_source)
 
 
 def generation_settings(num_beams: int | None, max_new_tokens: int | None) -> dict[str, int]:
@@ -105,13 +127,14 @@ def evaluate_translator(
     batch_size: int,
     num_beams: int | None = None,
     max_new_tokens: int | None = None,
+    max_length_factor: float | None = None,
 ) -> dict[str, Any]:
     """sacreBLEU and chrF (with signatures) of beam-search translations of `split`, and the decoding speed.
 
     `generation_seconds` times tokenisation, generation and detokenisation of the whole split with the model
     already loaded (what NMT toolkits such as Joey NMT report as decoding time). `generated_tokens` counts the
-    tokens of the returned hypotheses (`</s>` included), `hypotheses_at_length_limit` those that reached
-    `max_new_tokens` tokens.
+    tokens of the returned hypotheses (`</s>` included), `hypotheses_at_length_limit` those that reached their
+    batch's limit (`max_new_tokens`, or less with `max_length_factor`).
     """
     model = load_model(model_dir, AutoModelForSeq2SeqLM)
     pairs = split["translation"]
@@ -120,20 +143,21 @@ def evaluate_translator(
     num_beams = num_beams if num_beams is not None else model.generation_config.num_beams
     max_new_tokens = max_new_tokens if max_new_tokens is not None else model.generation_config.max_new_tokens
     started = time.perf_counter()
-    hypotheses, lengths = generate_translations_with_lengths(
-        model, tokenizer, sources, batch_size, num_beams, max_new_tokens
+    hypotheses, lengths, limits = generate_translations_with_lengths(
+        model, tokenizer, sources, batch_size, num_beams, max_new_tokens, max_length_factor=max_length_factor
     )
     generation_seconds = max(time.perf_counter() - started, 1e-9)
     return {
         "direction": f"{data.source_lang}-{data.target_lang}",
         "num_beams": num_beams,
         "max_new_tokens": max_new_tokens,
+        "max_length_factor": max_length_factor,
         **translation_metrics(hypotheses, references),
         "generation_seconds": round(generation_seconds, 3),
         "generation_sentences_per_second": round(len(sources) / generation_seconds, 2),
         "generated_tokens": sum(lengths),
         "generation_tokens_per_second": round(sum(lengths) / generation_seconds, 1),
-        "hypotheses_at_length_limit": sum(length >= max_new_tokens for length in lengths),
+        "hypotheses_at_length_limit": sum(0 < limit <= length for length, limit in zip(lengths, limits)),
         "truncated_inputs": count_truncated(tokenizer, sources),
         "samples": [
             {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]

@@ -1,10 +1,18 @@
 """Batch translation helpers in hf_rnn.translation."""
 
-import numpy as np
+from pathlib import Path
 
-from hf_rnn.translation import generated_lengths
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from hf_rnn.commands import main as cli_main
+from hf_rnn.translation import batch_generation_limit, generate_translations_with_lengths, generated_lengths
 
 START, PAD, EOS = 2, 0, 3
+SAMPLE_TEST = Path(__file__).resolve().parent.parent / "hf_rnn" / "sample_data" / "multi30k" / "test.parquet"
 
 
 def test_generated_lengths_count_up_to_the_first_end_token():
@@ -17,3 +25,44 @@ def test_generated_lengths_count_up_to_the_first_end_token():
         ]
     )
     assert generated_lengths(token_ids, eos_token_id=EOS, pad_token_id=PAD).tolist() == [3, 1, 5, 2]
+
+
+def test_the_batch_limit_is_the_smaller_of_the_fixed_and_the_source_relative_one():
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]])  # the longest source has 6 tokens
+    assert batch_generation_limit(100, None, mask) == 100
+    assert batch_generation_limit(100, 1.5, mask) == 9  # int(1.5 * 6), as Joey NMT's default limit
+    assert batch_generation_limit(5, 1.5, mask) == 5
+    assert batch_generation_limit(None, 2.0, mask) == 12
+    assert batch_generation_limit(100, 0.01, mask) == 1
+
+
+@pytest.mark.integration
+def test_max_length_factor_limits_each_batch_by_its_longest_source(seq2seq_run):
+    tokenizer = AutoTokenizer.from_pretrained(seq2seq_run)
+    model = AutoModelForSeq2SeqLM.from_pretrained(seq2seq_run).eval()
+    sources = [pair["de"] for pair in pd.read_parquet(SAMPLE_TEST)["translation"][:24]]
+    plain, plain_lengths, plain_limits = generate_translations_with_lengths(
+        model, tokenizer, sources, batch_size=8, num_beams=1, max_new_tokens=60, progress=False
+    )
+    assert set(plain_limits) == {60}
+    factor = 0.5
+    limited, lengths, limits = generate_translations_with_lengths(
+        model, tokenizer, sources, 8, 1, 60, progress=False, max_length_factor=factor
+    )
+    source_lengths = [len(ids) for ids in tokenizer(sources)["input_ids"]]
+    assert sum(lengths) < sum(plain_lengths)  # the limit binds on this tiny model
+    for length, limit, plain_length in zip(lengths, limits, plain_lengths):
+        assert 1 <= length <= limit <= 60 and length == min(plain_length, limit)
+    # Each batch (8 sources, sorted by length) runs under int(factor x its longest source).
+    batch_longest = {limit: max(n for n, seen in zip(source_lengths, limits) if seen == limit) for limit in limits}
+    assert all(limit == int(factor * longest) for limit, longest in batch_longest.items())
+    # A translation cut by the limit is the start of the unlimited one (greedy search is left to right).
+    assert all(full.startswith(cut.rstrip(" .")) or not cut for cut, full in zip(limited, plain))
+    # A factor too large to bind changes nothing.
+    assert generate_translations_with_lengths(model, tokenizer, sources, 8, 1, 60, False, 100.0)[0] == plain
+
+
+@pytest.mark.integration
+def test_a_bad_max_length_factor_is_a_one_line_error(seq2seq_run, capsys):
+    assert cli_main(["translate", str(seq2seq_run), "Ein Hund.", "--max-length-factor", "0"]) != 0
+    assert "max_length_factor must be a positive number, got 0.0" in capsys.readouterr().err

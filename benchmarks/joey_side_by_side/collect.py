@@ -3,7 +3,8 @@
 Usage: collect.py OUT_DIR DATA_DIR. Needs sacrebleu and pyarrow (the Joey venv has both).
 Joey's BLEU is recomputed with sacreBLEU on its detokenised output against the raw references, as hf_rnn's is.
 Joey's generated tokens are its hypotheses re-encoded with its target SentencePiece model, plus `</s>` for each
-one that ended (hf_rnn counts the generated ids); a hypothesis at MAX_OUTPUT_LENGTH tokens hit the length limit.
+one that ended (hf_rnn counts the generated ids); a hypothesis at its length limit (MAX_OUTPUT_LENGTH tokens, or
+under the source-relative limit 1.5 x the longest source of its batch of 64, `</s>` counted) hit the limit.
 """
 
 import datetime
@@ -19,6 +20,9 @@ import sacrebleu
 import sentencepiece
 
 MAX_OUTPUT_LENGTH = 100  # joey_rnn.yaml.tmpl's max_output_length, run.sh's --max-new-tokens
+SOURCE_FACTOR = 1.5  # Joey's limit when max_output_length is unset, run.sh's --max-length-factor
+TEST_BATCH_SIZE = 64  # joey_rnn.yaml.tmpl's testing batch_size: Joey's test batches, in file order
+DECODING_RUN = re.compile(r"beam(\d+)_threads(\d+)(_source_limit)?")
 
 
 def gnu_time_peak_rss_mb(path: Path) -> float | None:
@@ -55,28 +59,43 @@ def hf_training(out: Path) -> dict:
     }
 
 
-def joey_decoding(out: Path, beam: int, threads: int, references: list[str]) -> dict | None:
-    log_path = out / f"joey_test_beam{beam}_threads{threads}.log"
-    hyp_path = out / f"joey_hyp_beam{beam}_threads{threads}.test"
+def joey_length_limits(out: Path, sources: list[str], source_limit: bool) -> list[int]:
+    """Each test sentence's generation limit in Joey: MAX_OUTPUT_LENGTH, or with `source_limit`
+    int(SOURCE_FACTOR x the longest source of its batch), sources counted in Joey's pieces plus `</s>`."""
+    if not source_limit:
+        return [MAX_OUTPUT_LENGTH] * len(sources)
+    source_pieces = sentencepiece.SentencePieceProcessor(model_file=str(out / "joey_data" / "spm_de.model"))
+    lengths = [len(pieces) + 1 for pieces in source_pieces.encode(sources)]
+    limits = []
+    for start in range(0, len(lengths), TEST_BATCH_SIZE):
+        batch = lengths[start : start + TEST_BATCH_SIZE]
+        limits += [int(SOURCE_FACTOR * max(batch))] * len(batch)
+    return limits
+
+
+def joey_decoding(out: Path, name: str, references: list[str], limits: list[int]) -> dict | None:
+    log_path = out / f"joey_test_{name}.log"
+    hyp_path = out / f"joey_hyp_{name}.test"
     if not log_path.is_file() or not hyp_path.is_file():
         return None
     seconds = float(re.findall(r"Generation took ([\d.]+)\[sec\]", log_path.read_text(encoding="utf-8"))[-1])
     hypotheses = hyp_path.read_text(encoding="utf-8").splitlines()
     target_pieces = sentencepiece.SentencePieceProcessor(model_file=str(out / "joey_data" / "spm_en.model"))
     token_counts = [len(pieces) for pieces in target_pieces.encode(hypotheses)]
-    lengths = [count if count >= MAX_OUTPUT_LENGTH else count + 1 for count in token_counts]
+    at_limit = [count >= limit for count, limit in zip(token_counts, limits)]
+    lengths = [count if ended_at_limit else count + 1 for count, ended_at_limit in zip(token_counts, at_limit)]
     return {
         "bleu": round(sacrebleu.corpus_bleu(hypotheses, [references]).score, 2),
         "generation_seconds": seconds,
         "sentences_per_second": round(len(references) / seconds, 1),
         "generated_tokens": sum(lengths),
         "tokens_per_second": round(sum(lengths) / seconds, 1),
-        "hypotheses_at_length_limit": sum(count >= MAX_OUTPUT_LENGTH for count in token_counts),
+        "hypotheses_at_length_limit": sum(at_limit),
     }
 
 
-def hf_decoding(out: Path, beam: int, threads: int) -> dict | None:
-    path = out / f"hf_eval_beam{beam}_threads{threads}.json"
+def hf_decoding(out: Path, name: str) -> dict | None:
+    path = out / f"hf_eval_{name}.json"
     if not path.is_file():
         return None
     results = json.loads(path.read_text())
@@ -105,14 +124,14 @@ def markdown(results: dict) -> str:
         f"| training minutes for {joey['epochs']} epochs | {joey['train_seconds'] / 60:.1f} | {hf['train_seconds'] / 60:.1f} | |",
         f"| peak RSS while training, MB | {joey['peak_rss_mb']} | {hf['peak_rss_mb']} | |",
     ]
-    for key, pair in sorted(results["decoding"].items()):
+    for key, pair in sorted(results["decoding"].items(), key=lambda item: ("source" in item[0], item[0])):
         j, h = pair["joey"], pair["hf_rnn"]
         if not j or not h:
             continue
-        if key.endswith("threads1"):
+        if "threads1" in key:
             rows.append(f"| test BLEU, {label_name(key)} | {j['bleu']} | {h['bleu']} | |")
             rows.append(
-                f"| hypotheses at the {MAX_OUTPUT_LENGTH}-token limit, {label_name(key)} | "
+                f"| hypotheses at the length limit, {label_name(key)} | "
                 f"{j['hypotheses_at_length_limit']} | {h['hypotheses_at_length_limit']} | |"
             )
         rows.append(
@@ -127,15 +146,17 @@ def markdown(results: dict) -> str:
 
 
 def label_name(key: str) -> str:
-    beam, threads = re.match(r"beam(\d+)_threads(\d+)", key).groups()
+    beam, threads, source_limit = DECODING_RUN.fullmatch(key).groups()
     search = "greedy" if beam == "1" else f"beam {beam}"
-    return f"{search}, {threads} thread{'s' if threads != '1' else ''}"
+    limit = f"{SOURCE_FACTOR} x longest source" if source_limit else f"{MAX_OUTPUT_LENGTH} tokens"
+    return f"{search}, {threads} thread{'s' if threads != '1' else ''}, limit {limit}"
 
 
 def main() -> None:
     out, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
     table = pq.read_table(data_dir / "multi30k" / "test.parquet", columns=["translation"])
-    references = [pair["en"] for pair in table.column("translation").to_pylist()]
+    pairs = table.column("translation").to_pylist()
+    sources, references = [pair["de"] for pair in pairs], [pair["en"] for pair in pairs]
     settings = (out / "hf_settings.txt").read_text().split()
     results = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -151,10 +172,11 @@ def main() -> None:
         "decoding": {},
     }
     for path in sorted(out.glob("hf_eval_beam*_threads*.json")):
-        beam, threads = map(int, re.match(r"hf_eval_beam(\d+)_threads(\d+)", path.stem).groups())
-        results["decoding"][f"beam{beam}_threads{threads}"] = {
-            "joey": joey_decoding(out, beam, threads, references),
-            "hf_rnn": hf_decoding(out, beam, threads),
+        name = path.stem.removeprefix("hf_eval_")
+        source_limit = DECODING_RUN.fullmatch(name).group(3) is not None
+        results["decoding"][name] = {
+            "joey": joey_decoding(out, name, references, joey_length_limits(out, sources, source_limit)),
+            "hf_rnn": hf_decoding(out, name),
         }
     (out / "side_by_side.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "side_by_side.md").write_text(markdown(results))

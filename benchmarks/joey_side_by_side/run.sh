@@ -6,14 +6,17 @@
 # 1. Both toolkits train at the same time, one torch thread each (one core each), for EPOCHS epochs without
 #    validation (Joey's validation is off too), and test the final weights.
 # 2. Each then decodes test_2016_flickr alone (nothing else running), greedy and beam 5, batch 64, with 1 and with
-#    2 threads. Decoding time is generation with the model loaded (Joey's "Generation took"; hf_rnn's
-#    `generation_seconds` from `hf-rnn evaluate`).
+#    2 threads, under two length limits: 100 tokens ("fixed"), and Joey's own default ("source": 1.5 x the longest
+#    source of the batch, `</s>` counted; Joey's `max_output_length` unset, hf_rnn's `--max-length-factor 1.5`).
+#    Decoding time is generation with the model loaded (Joey's "Generation took"; hf_rnn's `generation_seconds`
+#    from `hf-rnn evaluate`).
 # 3. collect.py writes OUT_DIR/side_by_side.json and side_by_side.md.
 #
 # JOEY_VENV: a venv with joeynmt 2.3.0 (joeynmt is never a dependency of hf_rnn). Recipe, tested 2026-11-30:
 #   python3 -m venv $JOEY_VENV && $JOEY_VENV/bin/pip install torch==2.13.0 && \
 #   $JOEY_VENV/bin/pip install joeynmt==2.3.0 pyarrow && $JOEY_VENV/bin/pip install importlib_metadata sentencepiece==0.2.0
 # Knobs: EPOCHS (2), DATA_DIR (../shared/data), HF_RNN (hf-rnn on PATH), DECODE_THREADS ("1 2"),
+#   LENGTH_LIMITS ("fixed source"),
 #   STAGES ("train decode": rerun decoding alone on the trained models with STAGES=decode).
 #
 # Joey's "bahdanau" decoder is Luong's flow with additive scores: the RNN reads [embedding; previous attentional
@@ -29,6 +32,7 @@ DATA_DIR="$(cd "${DATA_DIR:-$PROJECT/../shared/data}" && pwd)"
 EPOCHS="${EPOCHS:-2}"
 HF_RNN="${HF_RNN:-hf-rnn}"
 DECODE_THREADS="${DECODE_THREADS:-1 2}"
+LENGTH_LIMITS="${LENGTH_LIMITS:-fixed source}"
 STAGES="${STAGES:-train decode}"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 PYTHONHASHSEED=0
 # torch >= 2.6 loads weights only by default; Joey 2.3.0 checkpoints hold more than tensors.
@@ -38,9 +42,10 @@ export TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1
 JOEY_DATA="$OUT/joey_data"
 "$JOEY_PY" "$HERE/prep_multi30k.py" "$DATA_DIR" "$JOEY_DATA" 8000 > "$OUT/prep.log" 2>&1
 
-joey_config() {  # joey_config MODE BEAM > file; MODE train or test (test drops the dev set)
-  local drop="/^NEVERMATCH/d"; [ "$1" = test ] && drop="/^    dev: /d"
-  sed -e "$drop" -e "s#@DATA@#$JOEY_DATA#g" -e "s#@MODEL@#$OUT/joey_model#g" -e "s#@EPOCHS@#$EPOCHS#g" \
+joey_config() {  # joey_config MODE BEAM [LIMIT] > file; MODE train or test (test drops the dev set)
+  local drop="/^NEVERMATCH/d" limit="/^NEVERMATCH/d"; [ "$1" = test ] && drop="/^    dev: /d"
+  [ "${3:-fixed}" = source ] && limit="/max_output_length/d"  # unset: Joey's 1.5 x the batch's longest source
+  sed -e "$drop" -e "$limit" -e "s#@DATA@#$JOEY_DATA#g" -e "s#@MODEL@#$OUT/joey_model#g" -e "s#@EPOCHS@#$EPOCHS#g" \
       -e "s#@UPDATES@#1000000000#g" -e "s#@BEAM@#$2#g" -e "s#@CKPT@#$OUT/joey_model/latest.ckpt#g" \
       "$HERE/joey_rnn.yaml.tmpl"
 }
@@ -72,14 +77,18 @@ fi
 [[ " $STAGES " == *" decode "* ]] && echo "[side-by-side] decoding, one job at a time: $(date -Is)"
 for THREADS in $DECODE_THREADS; do
   [[ " $STAGES " == *" decode "* ]] || break
-  for BEAM in 1 5; do
-    joey_config test "$BEAM" > "$OUT/joey_test_beam$BEAM.yaml"
-    OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$JOEY_PY" -m joeynmt test "$OUT/joey_test_beam$BEAM.yaml" \
-      -o "$OUT/joey_hyp_beam${BEAM}_threads$THREADS" > "$OUT/joey_test_beam${BEAM}_threads$THREADS.log" 2>&1
-    # --max-new-tokens: Joey's max_output_length (the saved generation_config's default is 80).
-    OMP_NUM_THREADS=$THREADS "$HF_RNN" evaluate "$OUT/hf_model" --data-dir "$DATA_DIR" --split test \
-      --num-beams "$BEAM" --max-new-tokens 100 --batch-size 64 --threads "$THREADS" --json "$OUT/hf_eval_beam${BEAM}_threads$THREADS.json" \
-      > "$OUT/hf_eval_beam${BEAM}_threads$THREADS.log" 2>&1
+  for LIMIT in $LENGTH_LIMITS; do
+    SUFFIX=""; HF_LIMIT=(--max-new-tokens 100)  # Joey's max_output_length (the saved generation_config's is 80)
+    if [ "$LIMIT" = source ]; then SUFFIX="_source_limit"; HF_LIMIT=(--max-new-tokens 1000 --max-length-factor 1.5); fi
+    for BEAM in 1 5; do
+      NAME="beam${BEAM}_threads$THREADS$SUFFIX"
+      joey_config test "$BEAM" "$LIMIT" > "$OUT/joey_test_beam$BEAM$SUFFIX.yaml"
+      OMP_NUM_THREADS=$THREADS MKL_NUM_THREADS=$THREADS "$JOEY_PY" -m joeynmt test "$OUT/joey_test_beam$BEAM$SUFFIX.yaml" \
+        -o "$OUT/joey_hyp_$NAME" > "$OUT/joey_test_$NAME.log" 2>&1
+      OMP_NUM_THREADS=$THREADS "$HF_RNN" evaluate "$OUT/hf_model" --data-dir "$DATA_DIR" --split test \
+        --num-beams "$BEAM" "${HF_LIMIT[@]}" --batch-size 64 --threads "$THREADS" --json "$OUT/hf_eval_$NAME.json" \
+        > "$OUT/hf_eval_$NAME.log" 2>&1
+    done
   done
 done
 "$JOEY_PY" "$HERE/collect.py" "$OUT" "$DATA_DIR"

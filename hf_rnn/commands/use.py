@@ -33,6 +33,12 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument(
         "--max-new-tokens", type=int, help="generation limit (translation; default: the model's generation_config)"
     )
+    parser.add_argument(
+        "--max-length-factor",
+        type=float,
+        help="translation: also stop each batch after this many tokens per token of its longest source (Joey NMT's "
+        "default limit is 1.5, fairseq's --max-len-a)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
     parser.set_defaults(handler=run_evaluate)
@@ -50,6 +56,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         max_samples=args.max_samples,
         num_beams=args.num_beams,
         max_new_tokens=args.max_new_tokens,
+        max_length_factor=args.max_length_factor,
         threads=args.threads,
         data_files=args.data_files,
     )
@@ -67,6 +74,12 @@ def add_translate_parser(subparsers) -> None:
     parser.add_argument("texts", nargs="*", help="texts to translate (default: one per line on stdin)")
     parser.add_argument("--num-beams", type=int, help="beam size (default: the model's generation_config)")
     parser.add_argument("--max-new-tokens", type=int, help="generation limit (default: the model's generation_config)")
+    parser.add_argument(
+        "--max-length-factor",
+        type=float,
+        help="translation: also stop each batch after this many tokens per token of its longest source (Joey NMT's "
+        "default limit is 1.5, fairseq's --max-len-a)",
+    )
     parser.add_argument("--plot-attention", metavar="FILE.png", help="draw the attention of the first text")
     parser.set_defaults(handler=run_translate)
 
@@ -83,7 +96,13 @@ def run_translate(args: argparse.Namespace) -> int:
     model = load_model(args.model, AutoModelForSeq2SeqLM)
     texts = [clean_text(text) for text in (args.texts or [line.rstrip("\n") for line in sys.stdin])]
     translations = generate_translations(
-        model, tokenizer, texts, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens, progress=False
+        model,
+        tokenizer,
+        texts,
+        num_beams=args.num_beams,
+        max_new_tokens=args.max_new_tokens,
+        progress=False,
+        max_length_factor=args.max_length_factor,
     )
     for translation in translations:
         print(translation)
