@@ -112,6 +112,8 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig, eos_first: bo
         tokenizer = train_wordpiece(tokenizer, trainer, list(limit(texts, config.training_texts)))
     else:
         tokenizer.train_from_iterator(limit(texts, config.training_texts), trainer=trainer)
+    if eos_first:
+        tokenizer.decoder = continuation_decoder(config.model)
     eos_id = tokenizer.token_to_id(EOS)
     single, pair = (f"{EOS} $A", f"{EOS} $A {EOS} $B") if eos_first else (f"$A {EOS}", f"$A {EOS} $B {EOS}")
     tokenizer.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=[(EOS, eos_id)])
@@ -125,6 +127,36 @@ def train_tokenizer(texts: Iterable[str], config: TokenizerConfig, eos_first: bo
         padding_side="right",
         truncation_side="right",
     )
+
+
+# The per-token clean-up of `decoders.WordPiece(cleanup=True)` (tokenizers' `wordpiece::cleanup`).
+WORDPIECE_CLEANUP = [
+    (" .", "."),
+    (" ?", "?"),
+    (" !", "!"),
+    (" ,", ","),
+    (" ' ", "'"),
+    (" n't", "n't"),
+    (" 'm", "'m"),
+    (" do not", " don't"),
+    (" 's", "'s"),
+    (" 've", "'ve"),
+    (" 're", "'re"),
+]
+
+
+def continuation_decoder(model: str) -> decoders.Decoder:
+    """A language model's decoder: a word-initial token keeps its space even when it comes first, as GPT-2's
+    byte-level decoder does. `pipeline("text-generation")` decodes only the generated tokens and appends them to
+    the prompt string; with the usual decoders the first generated word lost its space ("This movieis")."""
+    if model == "wordpiece":
+        cleanup = [decoders.Replace(dirty, clean) for dirty, clean in WORDPIECE_CLEANUP]
+        return decoders.Sequence(
+            [decoders.Replace(Regex("^(?!##)"), " "), decoders.Replace(Regex("^##"), ""), *cleanup, decoders.Fuse()]
+        )
+    if model == "wordlevel":
+        return decoders.Sequence([decoders.Replace(Regex("^"), " "), decoders.Fuse()])
+    return decoders.Metaspace(prepend_scheme="never")
 
 
 def train_wordpiece(tokenizer: Tokenizer, trainer: trainers.WordPieceTrainer, texts: list[str]) -> Tokenizer:

@@ -196,7 +196,7 @@ def test_greedy_continuation_is_greedy_search_and_its_probabilities_are_the_sear
     # The prompt as read, then the continuation's text, is the decoded sequence; each token adds its piece.
     words = [token for token in generated if token != tokenizer.eos_token_id]
     assert result.prompt == "this movie was"  # the tiny run's tokenizer lowercases
-    assert result.prompt + continuation.text == tokenizer.decode(context[0, 1:].tolist() + words)
+    assert result.prompt + continuation.text == tokenizer.decode(context[0, 1:].tolist() + words).lstrip()
     assert "".join(continuation.pieces[: len(words)]) == continuation.text
     assert continuation.ended == (generated[-1] == tokenizer.eos_token_id)
 

@@ -66,6 +66,9 @@ def test_the_run_saves_a_causal_lm_that_generates_and_has_a_card(lm_run):
     generator = pipeline("text-generation", model=model, tokenizer=tokenizer)
     text = generator("this movie", max_new_tokens=12, do_sample=False)[0]["generated_text"]
     assert text.startswith("this movie") and len(text.split()) > 3
+    # The prompt string plus the decoded continuation reads as the whole sequence decoded (not "this movieis").
+    ids = generator("this movie", max_new_tokens=12, do_sample=False, return_tensors=True)[0]["generated_token_ids"]
+    assert text == tokenizer.decode(ids, skip_special_tokens=True).strip()
     card = (lm_run / "README.md").read_text(encoding="utf-8")
     assert "pipeline_tag: text-generation" in card and "perplexity per word" in card
     assert str(Run(lm_run).results()["test_perplexity"]) in card

@@ -35,6 +35,21 @@ def test_train_save_and_auto_load(tmp_path, imdb_texts, model):
     assert loaded(text)["input_ids"][-1] == tokenizer.eos_token_id
 
 
+@pytest.mark.parametrize("model", TOKENIZER_MODELS)
+def test_a_language_models_tokenizer_decodes_a_continuation_with_its_leading_space(imdb_texts, model):
+    """`pipeline("text-generation")` appends the decoded new tokens to the prompt string: a word-initial first token
+    must bring its space ("this movie" + " is great"), a word-piece continuation none."""
+    tokenizer = train_tokenizer(imdb_texts[:500], TokenizerConfig(model=model, vocab_size=2000), eos_first=True)
+    prompt = tokenizer("this movie", add_special_tokens=False)["input_ids"]
+    continuation = tokenizer(" is great, isn't it?", add_special_tokens=False)["input_ids"]
+    assert "this movie" + tokenizer.decode(continuation) == tokenizer.decode(prompt + continuation).strip()
+    assert tokenizer.decode(continuation).startswith(" is great")
+    if model == "wordpiece":
+        assert tokenizer.decode(tokenizer.convert_tokens_to_ids(["great", "##est", "."])) == " greatest."
+    plain = train_tokenizer(imdb_texts[:500], TokenizerConfig(model=model, vocab_size=2000))
+    assert plain.decode(continuation).startswith("is great")  # other tasks keep the usual decoders
+
+
 def test_imdb_markup_is_stripped_and_text_lowercased(imdb_texts):
     tokenizer = train_tokenizer(imdb_texts[:500], TokenizerConfig(vocab_size=3000))
     tokens = tokenizer.tokenize("Great film.<br /><br />LOVED it")

@@ -514,7 +514,7 @@ def generate_text(
             )
         )
     return Generation(
-        prompt=tokenizer.decode(prompt_ids),
+        prompt=tokenizer.decode(prompt_ids).lstrip(),  # a language model's decoder keeps a first word's space
         continuations=continuations,
         prompt_perplexity=perplexity,
         prompt_tokens=len(prompt_ids),
