@@ -24,7 +24,7 @@ from .data import DataConfig
 from .errors import HfRnnError
 from .loading import load_model
 from .models.rnn_lm import RnnForCausalLM, RnnLmConfig
-from .recipe import Recipe
+from .recipe import Recipe, RecipeError
 from .streams import BpttEpochCallback, BpttSampler, BpttWindows, single_window, stream_rows, token_stream
 from .tasks import RnnTrainer, TaskAdapter, build_config
 from .tokenization import clean_text
@@ -144,6 +144,14 @@ class LanguageModelingTask(TaskAdapter):
     eos_first = True  # a prompt then reads as the start of a text (the pipeline encodes it with special tokens)
     # A vocabulary above any adaptive-softmax cutoff: the tokenizer decides the real size (checked when building).
     placeholder_fixed = {"vocab_size": 1_000_000, "pad_token_id": 0, "bos_token_id": 2, "eos_token_id": 3}
+
+    def validate_recipe(self, recipe: Recipe) -> None:
+        if recipe.options.max_tokens_per_batch is not None:
+            raise RecipeError(
+                "`training.max_tokens_per_batch` does not apply to language modeling: each batch is "
+                "`per_device_train_batch_size` streams x about `bptt` tokens."
+            )
+        super().validate_recipe(recipe)
 
     def required_columns(self, data: DataConfig) -> list[str]:
         return [data.text_column]

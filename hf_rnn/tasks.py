@@ -63,8 +63,9 @@ class TaskAdapter:
     # Stand-ins for the values the tokenizer and data decide, to validate a `model` section up front.
     placeholder_fixed: dict[str, Any] = {"vocab_size": 1000, "pad_token_id": 0}
 
-    def validate_model_section(self, recipe: Recipe) -> None:
-        """Fail on a bad `model` section before any data is read or tokenizer trained."""
+    def validate_recipe(self, recipe: Recipe) -> None:
+        """Fail on a bad `model` section (or an option this task cannot honour) before any data is read or tokenizer
+        trained."""
         build_config(self.config_class, recipe.model, self.placeholder_fixed)
 
     def pretrained_tokenizer(self, recipe: Recipe):
@@ -138,7 +139,7 @@ class ClassificationTask(TaskAdapter):
         check_tokenizer_section(recipe.raw, location)
         return classifier_architecture(recipe.model, location)
 
-    def validate_model_section(self, recipe: Recipe) -> None:
+    def validate_recipe(self, recipe: Recipe) -> None:
         build_config(self.config_class, self.model_section(recipe), self.placeholder_fixed)
 
     def pretrained_tokenizer(self, recipe: Recipe):

@@ -155,7 +155,7 @@ def train(
     if recipe.options.threads:
         torch.set_num_threads(recipe.options.threads)
     adapter = task_adapter(recipe.task)
-    adapter.validate_model_section(recipe)
+    adapter.validate_recipe(recipe)
     args = build_training_arguments(adapter, recipe, output_dir)
     if recipe.options.push_to_hub_repo and hub_is_offline():
         raise RecipeError(

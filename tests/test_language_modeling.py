@@ -165,7 +165,16 @@ def test_init_from_refuses_a_mismatched_architecture_or_tokenizer(lm_run, tmp_pa
 def test_init_from_a_missing_run_or_a_classifier_is_one_line(tmp_path, classifier_run):
     adapter = task_adapter("classification")
     with pytest.raises(HfRnnError) as missing:
-        adapter.validate_model_section(classifier_recipe(tmp_path / "nowhere"))
+        adapter.validate_recipe(classifier_recipe(tmp_path / "nowhere"))
     assert "nowhere" in str(missing.value) and "\n" not in str(missing.value)
     with pytest.raises(TransferError, match="must be a language model run"):
-        adapter.validate_model_section(classifier_recipe(classifier_run))
+        adapter.validate_recipe(classifier_recipe(classifier_run))
+
+
+def test_token_based_batches_are_refused_for_a_language_model_in_one_line(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    arguments = ["train", "imdb_lm_tiny", "--data-dir", "sample", "--output-dir", str(run_dir)]
+    assert main([*arguments, "--set", "training.max_tokens_per_batch=2000"]) == 2
+    error = capsys.readouterr().err
+    assert "`training.max_tokens_per_batch` does not apply to language modeling" in error and "Traceback" not in error
+    assert not run_dir.exists()
