@@ -3,17 +3,24 @@
 The probe goes through `huggingface_hub`'s own HTTP session, so `HF_ENDPOINT` and the proxy variables
 (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`) apply as they do to every download. It runs in a daemon thread that is
 abandoned at the deadline: a host that never answers and a DNS lookup that hangs both count as offline within
-`HUB_PROBE_DEADLINE_S`, where a plain request could wait for the resolver's own timeouts.
+`HUB_PROBE_DEADLINE_S`, where a plain request could wait for the resolver's own timeouts. An answer is
+remembered for `HUB_PROBE_MEMORY_S` per endpoint and proxy setting, so one command that reads several files of a
+Hub run waits for the deadline once, not once per file.
 """
 
 import os
 import threading
+import time
 
 from huggingface_hub import constants
 from huggingface_hub.utils import get_session
 
 OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 HUB_PROBE_DEADLINE_S = 8.0
+HUB_PROBE_MEMORY_S = 60.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy")
+# (endpoint, proxy settings) -> (monotonic time of the probe, reachable)
+recent_probes: dict[tuple[str, tuple[str, ...]], tuple[float, bool]] = {}
 
 
 def hub_endpoint() -> str:
@@ -42,7 +49,12 @@ def hub_is_reachable(deadline_s: float = HUB_PROBE_DEADLINE_S) -> bool:
 
 
 def hub_is_offline() -> bool:
-    """True when an offline variable is set or the Hub does not answer within the deadline."""
+    """True when an offline variable is set or the Hub did not answer within the deadline (the answer of a probe
+    made less than `HUB_PROBE_MEMORY_S` ago with the same endpoint and proxies stands)."""
     if any(os.environ.get(name, "").lower() in ("1", "true", "yes", "on") for name in OFFLINE_VARIABLES):
         return True
-    return not hub_is_reachable()
+    key = (hub_endpoint(), tuple(os.environ.get(name, "") for name in PROXY_VARIABLES))
+    probed = recent_probes.get(key)
+    if probed is None or time.monotonic() - probed[0] > HUB_PROBE_MEMORY_S:
+        probed = recent_probes[key] = (time.monotonic(), hub_is_reachable())
+    return not probed[1]

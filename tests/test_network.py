@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from hf_rnn import network
 from hf_rnn.network import HUB_PROBE_DEADLINE_S, hub_is_offline
 
 pytestmark = pytest.mark.integration  # whole paths: training, the command line, files, processes
@@ -110,3 +111,20 @@ def test_the_probe_goes_through_the_configured_proxy(tmp_path):
 def test_a_refused_connection_is_offline_at_once(tmp_path):
     result = probe(tmp_path, "http://127.0.0.1:9")
     assert result["offline"] and result["seconds"] < 2
+
+
+def test_one_probe_answers_for_a_while_per_endpoint(monkeypatch):
+    """Reading several files of a Hub run waits for the probe's deadline once, not once per file."""
+    probes = []
+    monkeypatch.setattr(network, "recent_probes", {})
+    monkeypatch.setattr(network, "hub_is_reachable", lambda: probes.append(network.hub_endpoint()) or False)
+    for name in network.OFFLINE_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://hub.example")
+    assert hub_is_offline() and hub_is_offline()
+    assert probes == ["http://hub.example"]
+    monkeypatch.setenv("HF_ENDPOINT", "http://mirror.example")  # another endpoint is asked again
+    assert hub_is_offline() and probes == ["http://hub.example", "http://mirror.example"]
+    monkeypatch.setattr(network, "HUB_PROBE_MEMORY_S", 0.0)  # an old answer is asked again
+    time.sleep(0.01)
+    assert hub_is_offline() and len(probes) == 3
