@@ -157,7 +157,7 @@ def evaluate_translator(
         "generation_sentences_per_second": round(len(sources) / generation_seconds, 2),
         "generated_tokens": sum(lengths),
         "generation_tokens_per_second": round(sum(lengths) / generation_seconds, 1),
-        "hypotheses_at_length_limit": sum(0 < limit <= length for length, limit in zip(lengths, limits)),
+        "hypotheses_at_length_limit": sum(bool(limit) and limit <= length for length, limit in zip(lengths, limits)),
         "truncated_inputs": count_truncated(tokenizer, sources),
         "samples": [
             {"source": s, "reference": r, "hypothesis": h} for s, r, h in list(zip(sources, references, hypotheses))[:5]
