@@ -1,7 +1,6 @@
 """Tests of the recurrent attention encoder-decoder (`rnn_seq2seq`): tiny random models on one CPU thread."""
 
 import itertools
-import time
 
 import pytest
 import torch
@@ -546,7 +545,17 @@ def reverse_task_batch(size: int, generator: torch.Generator):
 
 
 @pytest.mark.slow
-def test_reverse_task_is_learned():
+@pytest.fixture
+def one_torch_thread():
+    """Earlier tests in a session may change torch's thread count (a recipe's `threads`), and with it the order of
+    reductions: the reverse task once reached 0.933 exact match in CI instead of >= 0.95."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_reverse_task_is_learned(one_torch_thread):
     torch.manual_seed(0)
     config = tiny_config(
         vocab_size=REVERSE_VOCAB,
@@ -560,7 +569,6 @@ def test_reverse_task_is_learned():
     model = RnnSeq2SeqForConditionalGeneration(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     generator = torch.Generator().manual_seed(0)
-    start = time.monotonic()
     model.train()
     for _ in range(500):
         input_ids, attention_mask, labels = reverse_task_batch(64, generator)
@@ -569,8 +577,6 @@ def test_reverse_task_is_learned():
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        if time.monotonic() - start > 60:
-            break
 
     model.eval()
     input_ids, attention_mask, labels = reverse_task_batch(300, torch.Generator().manual_seed(1234))
