@@ -544,7 +544,6 @@ def reverse_task_batch(size: int, generator: torch.Generator):
     return input_ids, (input_ids != PAD).long(), labels
 
 
-@pytest.mark.slow
 @pytest.fixture
 def one_torch_thread():
     """Earlier tests in a session may change torch's thread count (a recipe's `threads`), and with it the order of
@@ -555,6 +554,7 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_reverse_task_is_learned(one_torch_thread):
     torch.manual_seed(0)
     config = tiny_config(
