@@ -171,11 +171,12 @@ def main() -> None:
         "hf_rnn": hf_training(out),
         "decoding": {},
     }
+    limits = {source_limit: joey_length_limits(out, sources, source_limit) for source_limit in (False, True)}
     for path in sorted(out.glob("hf_eval_beam*_threads*.json")):
         name = path.stem.removeprefix("hf_eval_")
         source_limit = DECODING_RUN.fullmatch(name).group(3) is not None
         results["decoding"][name] = {
-            "joey": joey_decoding(out, name, references, joey_length_limits(out, sources, source_limit)),
+            "joey": joey_decoding(out, name, references, limits[source_limit]),
             "hf_rnn": hf_decoding(out, name),
         }
     (out / "side_by_side.json").write_text(json.dumps(results, indent=2) + "\n")
