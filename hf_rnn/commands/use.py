@@ -33,12 +33,7 @@ def add_evaluate_parser(subparsers) -> None:
     parser.add_argument(
         "--max-new-tokens", type=int, help="generation limit (translation; default: the model's generation_config)"
     )
-    parser.add_argument(
-        "--max-length-factor",
-        type=float,
-        help="translation: also stop each batch after this many tokens per token of its longest source (Joey NMT's "
-        "default limit is 1.5, fairseq's --max-len-a)",
-    )
+    add_max_length_factor_argument(parser)
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--json", dest="json_path", help="also write the metrics to this JSON file")
     parser.set_defaults(handler=run_evaluate)
@@ -68,18 +63,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_translate_parser(subparsers) -> None:
-    parser = subparsers.add_parser("translate", help="translate texts with a saved encoder-decoder")
-    parser.add_argument("model", help="a saved model directory (or Hub id)")
-    parser.add_argument("texts", nargs="*", help="texts to translate (default: one per line on stdin)")
-    parser.add_argument("--num-beams", type=int, help="beam size (default: the model's generation_config)")
-    parser.add_argument("--max-new-tokens", type=int, help="generation limit (default: the model's generation_config)")
+def add_max_length_factor_argument(parser: argparse.ArgumentParser) -> None:
+    """`--max-length-factor` of `evaluate` and `translate` (`hf_rnn.translation.batch_generation_limit`)."""
     parser.add_argument(
         "--max-length-factor",
         type=float,
         help="translation: also stop each batch after this many tokens per token of its longest source (Joey NMT's "
         "default limit is 1.5, fairseq's --max-len-a)",
     )
+
+
+def add_translate_parser(subparsers) -> None:
+    parser = subparsers.add_parser("translate", help="translate texts with a saved encoder-decoder")
+    parser.add_argument("model", help="a saved model directory (or Hub id)")
+    parser.add_argument("texts", nargs="*", help="texts to translate (default: one per line on stdin)")
+    parser.add_argument("--num-beams", type=int, help="beam size (default: the model's generation_config)")
+    parser.add_argument("--max-new-tokens", type=int, help="generation limit (default: the model's generation_config)")
+    add_max_length_factor_argument(parser)
     parser.add_argument("--plot-attention", metavar="FILE.png", help="draw the attention of the first text")
     parser.set_defaults(handler=run_translate)
 
