@@ -674,6 +674,49 @@ def test_save_and_load_round_trip(tmp_path, softmax, tie):
         torch.testing.assert_close(base(input_ids).last_hidden_state, model.rnn(input_ids).last_hidden_state)
 
 
+@pytest.mark.parametrize("tie", [True, False])
+def test_resizing_the_adaptive_softmax_adds_the_rarest_tokens_and_round_trips(tmp_path, tie):
+    """New ids join the last tail cluster: the head and the other clusters keep their scores, the distribution stays
+    normalised over the larger vocabulary, and the resized model saves, loads and generates."""
+    model = tiny_model(softmax="adaptive", tie_word_embeddings=tie)
+    input_ids = random_ids(2, 6)
+    head = model.config.token_order[:6]  # cutoffs [6, 20]: the head's tokens
+    with torch.no_grad():
+        before = torch.log_softmax(model(input_ids).logits, dim=-1)
+    model.resize_token_embeddings(VOCAB + 5)
+    assert model.config.vocab_size == VOCAB + 5 and model.adaptive_softmax.boundaries == [0, 6, 20, VOCAB + 5]
+    assert model.config.token_order[-5:] == list(range(VOCAB, VOCAB + 5))
+    with torch.no_grad():
+        after = torch.log_softmax(model(input_ids).logits, dim=-1)
+    torch.testing.assert_close(after.exp().sum(-1), torch.ones(2, 6))
+    torch.testing.assert_close(after[..., head], before[..., head])  # the head does not change
+    assert after[..., VOCAB:].isfinite().all()
+
+    model.save_pretrained(tmp_path)
+    loaded, info = RnnForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert all(not keys for keys in info.values()), info
+    loaded.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids).logits, model(input_ids).logits, rtol=0, atol=0)
+    generated = loaded.generate(input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=4, do_sample=False)
+    assert generated.shape == (2, 10)
+
+    with pytest.raises(ValueError, match="cannot shrink the adaptive softmax"):
+        loaded.resize_token_embeddings(VOCAB)
+
+
+def test_resizing_the_full_softmax_grows_and_shrinks(tmp_path):
+    model = tiny_model(softmax="full", tie_word_embeddings=False)
+    input_ids = random_ids(2, 6)
+    with torch.no_grad():
+        before = model(input_ids).logits
+    model.resize_token_embeddings(VOCAB + 3)
+    model.resize_token_embeddings(VOCAB)
+    assert model.lm_head.weight.shape[0] == VOCAB and model.config.vocab_size == VOCAB
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids).logits, before, rtol=0, atol=0)
+
+
 @pytest.mark.integration
 @pytest.mark.slow  # launches a process
 def test_saved_model_loads_as_remote_code_without_hf_rnn(tmp_path):

@@ -326,6 +326,26 @@ class RnnLmAdaptiveSoftmax(nn.Module):
             by_rank.append(head[..., shortlist + tail - 1 : shortlist + tail] + tail_log_probs)
         return torch.cat(by_rank, dim=-1).index_select(-1, id_to_rank)
 
+    def add_rarest_tokens(self, token_ids: list[int], mean_resizing: bool, std: float) -> None:
+        """Append new token ids (`vocab_size`, `vocab_size + 1`, ...) to the last tail cluster as its rarest tokens.
+        Their biases, and their own token vectors when untied, start at the mean of the cluster's (`mean_resizing`)
+        or at zero / normal with `std`. The head and the other clusters do not change."""
+        last = self.clusters[-1]
+        with torch.no_grad():
+            bias = last.bias.mean() if mean_resizing else 0.0
+            last.bias = nn.Parameter(torch.cat([last.bias, last.bias.new_full((len(token_ids),), float(bias))]))
+            if last.weight is not None:
+                if mean_resizing:
+                    rows = last.weight.mean(dim=0, keepdim=True).expand(len(token_ids), -1)
+                else:
+                    rows = last.weight.new_empty(len(token_ids), last.weight.shape[1]).normal_(std=std)
+                last.weight = nn.Parameter(torch.cat([last.weight, rows]))
+        self.vocab_size += len(token_ids)
+        self.boundaries[-1] = self.vocab_size
+        if self.token_order is not None:
+            self.token_order = [*self.token_order, *token_ids]
+        self._rank_cache.clear()
+
     def nll(
         self, hidden: torch.Tensor, targets: torch.Tensor, embedding_weight: torch.Tensor | None = None
     ) -> torch.Tensor:
@@ -542,6 +562,29 @@ class RnnForCausalLM(RnnLmPreTrainedModel, GenerationMixin):
 
     def set_output_embeddings(self, value: RnnLmOutputLayer) -> None:
         self.lm_head = value
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """`PreTrainedModel.resize_token_embeddings`, also for the adaptive softmax: added tokens join its last tail
+        cluster as the rarest ones (`RnnLmAdaptiveSoftmax.add_rarest_tokens`). Shrinking an adaptive softmax's
+        vocabulary is refused: the removed ids may sit in any cluster, whose cutoffs would all change."""
+        old_size = self.config.vocab_size
+        new_size = old_size if new_num_tokens is None else new_num_tokens
+        if pad_to_multiple_of is not None:
+            new_size = -(-new_size // pad_to_multiple_of) * pad_to_multiple_of
+        if self.adaptive_softmax is not None and new_size < old_size:
+            raise ValueError(
+                f"cannot shrink the adaptive softmax's vocabulary from {old_size} to {new_size} tokens: its clusters "
+                "(`adaptive_cutoffs`, `token_order`) are fixed by frequency rank; growing it is supported."
+            )
+        embeddings = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        if self.adaptive_softmax is not None and embeddings.num_embeddings > old_size:
+            added = list(range(old_size, embeddings.num_embeddings))
+            self.adaptive_softmax.add_rarest_tokens(added, mean_resizing, self.config.initializer_range)
+            if self.config.token_order is not None:
+                self.config.token_order = self.adaptive_softmax.token_order
+        return embeddings
 
     def tied_token_vectors(self) -> torch.Tensor | None:
         """The embedding matrix the adaptive softmax takes its token vectors from when tied, else None."""
