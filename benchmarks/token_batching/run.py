@@ -4,7 +4,8 @@
    and target each) per real token of one epoch of batches: 64-sentence batches as the Trainer forms them
    (length-grouped, `group_by_length`; and random), and token batches with the same mean padded tokens per batch.
 2. Speed: `hf-rnn train configs/multi30k_de_en.yaml` for STEPS optimizer steps each way (no evaluation), real
-   source + target tokens per second of training, one after the other on the same threads.
+   source + target and target tokens per second of training, one after the other on the same threads: 64-sentence
+   batches length-grouped (the default) and random, and token batches.
 
     python benchmarks/token_batching/run.py --data-dir ../shared/data --steps 300 --out docs/token_batching
 """
@@ -48,7 +49,7 @@ def padding(batches: list[list[int]], source: np.ndarray, target: np.ndarray) ->
     }
 
 
-def speed(data_dir: str, steps: int, batching: list[str], output_dir: Path) -> dict:
+def speed(data_dir: str, steps: int, batching: list[str], output_dir: Path, mean_target_length: float) -> dict:
     settings = [
         f"training.max_steps={steps}",
         "training.eval_strategy=no",
@@ -70,6 +71,7 @@ def speed(data_dir: str, steps: int, batching: list[str], output_dir: Path) -> d
         "train_seconds": round(results["train_runtime"], 1),
         "examples_per_second": results["train_examples_seen_per_second"],
         "tokens_per_second": results["train_tokens_seen_per_second"],
+        "target_tokens_per_second": round(results["train_examples_seen_per_second"] * mean_target_length, 1),
     }
 
 
@@ -100,11 +102,15 @@ def main() -> None:
         },
     }
     if args.steps:
+        mean_target = float(target.mean())
+        runs = {
+            "64 sentences, length-grouped": [],
+            "64 sentences, random": ["training.train_sampling_strategy=random"],
+            f"token batches of {budget}": [f"training.max_tokens_per_batch={budget}"],
+        }
         report["speed"] = {
-            "64 sentences, length-grouped": speed(args.data_dir, args.steps, [], args.work / "sentences"),
-            f"token batches of {budget}": speed(
-                args.data_dir, args.steps, [f"training.max_tokens_per_batch={budget}"], args.work / "tokens"
-            ),
+            name: speed(args.data_dir, args.steps, batching, args.work / f"run{index}", mean_target)
+            for index, (name, batching) in enumerate(runs.items())
         }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "token_batching.json").write_text(json.dumps(report, indent=2) + "\n")
