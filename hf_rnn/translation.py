@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,10 @@ def generate_translations_with_lengths(
 
     `num_beams` / `max_new_tokens` left at None take the model's `generation_config` (what the recipe saved, and
     what the pipeline uses). `max_length_factor` also limits each batch to that many tokens per token of its
-    longest source (see `batch_generation_limit`).
+    longest source (see `batch_generation_limit`). Greedy search on an hf_rnn encoder-decoder runs the batches
+    through one pool of at most `batch_size` rows (`greedy_generate_pooled`): a row that ends makes room for a row
+    of the next batch, so one hypothesis that runs to its limit no longer keeps the decoder stepping for a few rows.
+    Each row keeps its batch's limit and gets the tokens `generate` would give it.
 
     Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
     undecodable characters are cleaned by `clean_text`; empty or whitespace-only sources translate to ""
@@ -73,23 +77,43 @@ def generate_translations_with_lengths(
     if max_new_tokens is None:
         max_new_tokens = model.generation_config.max_new_tokens
     lengths, limits = [0] * len(sources), [0] * len(sources)
-    starts = range(0, len(order), batch_size)
+    batch_rows: list[np.ndarray] = []  # the sources of each batch, in batch order
+    batch_limits: list[int | None] = []
     truncated = 0
-    with torch.inference_mode():
+
+    def batches() -> Iterator[tuple[torch.Tensor, torch.Tensor, int | None]]:
+        nonlocal truncated
+        starts = range(0, len(order), batch_size)
         for start in tqdm(starts, desc="Translating", unit="batch", disable=not progress):
             index = order[start : start + batch_size]
             encoded = tokenizer([sources[i] for i in index], truncation=True, padding=True, return_tensors="pt")
             truncated += sum(truncated_flags(encoded))
             limit = batch_generation_limit(max_new_tokens, max_length_factor, encoded["attention_mask"])
-            generated = model.generate(
-                input_ids=encoded["input_ids"],
-                attention_mask=encoded["attention_mask"],
-                **generation_settings(num_beams, limit),
-            )
-            token_ids = generated.numpy()
-            batch_lengths = generated_lengths(token_ids, model.config.eos_token_id, model.config.pad_token_id)
-            for i, text, length in zip(index, decode_token_ids(tokenizer, token_ids), batch_lengths.tolist()):
-                outputs[i], lengths[i], limits[i] = text, length, limit
+            batch_rows.append(index)
+            batch_limits.append(limit)
+            yield encoded["input_ids"], encoded["attention_mask"], limit
+
+    with torch.inference_mode():
+        pooled = None
+        pool = getattr(model, "greedy_generate_pooled", None)
+        if pool is not None and max_new_tokens is not None and (num_beams or model.generation_config.num_beams) == 1:
+            # Greedy search in which rows of the next batches take the places of rows that ended.
+            pooled = pool(batches(), batch_size)
+        if pooled is not None:
+            for batch, row, tokens in pooled:
+                i = batch_rows[batch][row]
+                outputs[i] = decode_token_ids(tokenizer, np.array([tokens], dtype=np.int64))[0]
+                lengths[i], limits[i] = len(tokens), batch_limits[batch]
+        else:
+            for input_ids, attention_mask, limit in batches():
+                generated = model.generate(
+                    input_ids=input_ids, attention_mask=attention_mask, **generation_settings(num_beams, limit)
+                )
+                token_ids = generated.numpy()
+                batch_lengths = generated_lengths(token_ids, model.config.eos_token_id, model.config.pad_token_id)
+                texts = decode_token_ids(tokenizer, token_ids)
+                for i, text, length in zip(batch_rows[-1], texts, batch_lengths.tolist()):
+                    outputs[i], lengths[i], limits[i] = text, length, limit
     if truncated:
         logger.warning(
             "%d of %d sources were longer than model_max_length=%d tokens and were truncated.",

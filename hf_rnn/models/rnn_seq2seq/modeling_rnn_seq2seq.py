@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -356,6 +357,84 @@ def scatter_state_rows(
     if isinstance(states, tuple):
         return tuple(scatter_state_rows(state, rows, batch_size) for state in states)
     return states.new_zeros(states.shape[0], batch_size, states.shape[2]).index_copy_(1, rows, states)
+
+
+@dataclass
+class DecodingRows:
+    """Rows of a pooled greedy search (`greedy_generate_pooled`): where each row comes from (`batch`, `row`), what
+    it generated, its last token, how many tokens it may still generate, and its decoder and encoder tensors
+    (batch dimension first, states `(layers, rows, hidden)`)."""
+
+    batch: list[int]
+    row: list[int]
+    generated: list[list[int]]
+    tokens: torch.Tensor
+    limits: torch.Tensor
+    states: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+    attentional_vector: torch.Tensor
+    encoder_states: torch.Tensor
+    src_mask: torch.Tensor
+    proj_keys: torch.Tensor | None
+
+    @property
+    def size(self) -> int:
+        return len(self.batch)
+
+    def kept(self, keep: torch.Tensor) -> "DecodingRows | None":
+        """The rows where the boolean `keep` is True (None if none is), trimmed to their longest source."""
+        if keep.all():
+            return self
+        index = keep.nonzero().squeeze(1)
+        if len(index) == 0:
+            return None
+        used_positions = self.src_mask[index].any(dim=0).nonzero()
+        src_len = int(used_positions.max()) + 1 if len(used_positions) else self.src_mask.shape[1]
+        positions = index.tolist()
+        return DecodingRows(
+            batch=[self.batch[i] for i in positions],
+            row=[self.row[i] for i in positions],
+            generated=[self.generated[i] for i in positions],
+            tokens=self.tokens[index],
+            limits=self.limits[index],
+            states=select_state_rows(self.states, index),
+            attentional_vector=self.attentional_vector[index],
+            encoder_states=self.encoder_states[index, :src_len],
+            src_mask=self.src_mask[index, :src_len],
+            proj_keys=None if self.proj_keys is None else self.proj_keys[index, :src_len],
+        )
+
+    def split(self, size: int) -> tuple["DecodingRows", "DecodingRows | None"]:
+        """The first `size` rows, and the rest (None if there is none)."""
+        if size >= self.size:
+            return self, None
+        first = torch.arange(self.size) < size
+        return self.kept(first), self.kept(~first)
+
+    def joined(self, other: "DecodingRows") -> "DecodingRows":
+        """These rows followed by `other`'s, the source positions padded to the longer of the two."""
+        src_len = max(self.src_mask.shape[1], other.src_mask.shape[1])
+
+        def padded(values: torch.Tensor) -> torch.Tensor:
+            missing = src_len - values.shape[1]
+            return values if missing == 0 else nn.functional.pad(values, (0, 0) * (values.dim() - 2) + (0, missing))
+
+        def rows(first, second, dim: int = 0):
+            if isinstance(first, tuple):
+                return tuple(rows(a, b, dim) for a, b in zip(first, second))
+            return torch.cat([first, second], dim=dim)
+
+        return DecodingRows(
+            batch=self.batch + other.batch,
+            row=self.row + other.row,
+            generated=self.generated + other.generated,
+            tokens=rows(self.tokens, other.tokens),
+            limits=rows(self.limits, other.limits),
+            states=rows(self.states, other.states, dim=1),
+            attentional_vector=rows(self.attentional_vector, other.attentional_vector),
+            encoder_states=rows(padded(self.encoder_states), padded(other.encoder_states)),
+            src_mask=rows(padded(self.src_mask), padded(other.src_mask)),
+            proj_keys=None if self.proj_keys is None else rows(padded(self.proj_keys), padded(other.proj_keys)),
+        )
 
 
 class RnnSeq2SeqAttention(nn.Module):
@@ -1083,11 +1162,11 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         search_inputs = self.plain_search_inputs(inputs, generation_config, kwargs)
         if search_inputs is None:
             return super().generate(inputs, generation_config=generation_config, **kwargs)
-        # The weights cannot change during one search: its steps share one copy of the target rows' weights.
-        with self.decoder.output_weight_prepared_once():
-            if search_inputs[2].num_beams > 1:
+        if search_inputs[2].num_beams > 1:
+            # The weights cannot change during one search: its steps share one copy of the target rows' weights.
+            with self.decoder.output_weight_prepared_once():
                 return self.beam_generate(*search_inputs)
-            return self.greedy_generate(*search_inputs)
+        return self.greedy_generate(*search_inputs)
 
     # Generation settings `greedy_generate` and `beam_generate` honour; any other one takes `GenerationMixin`'s path.
     SEARCH_SETTINGS = frozenset(
@@ -1140,36 +1219,109 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         search stops when every row has or after `max_new_tokens`), returning `(batch, 1 + steps)` token ids.
 
         Each step scores only `config.target_token_ids` (the argmax over them is the argmax over the full
-        vocabulary, ties included: the ids are sorted), and finished rows leave the computation.
+        vocabulary, ties included: the ids are sorted), and finished rows leave the computation
+        (`pooled_greedy_rows` with this one batch).
         """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        rows = self.pooled_greedy_rows(
+            iter([(input_ids, attention_mask, config.max_new_tokens)]), len(input_ids), config
+        )
+        generated = {row: tokens for _, row, tokens in rows}
+        steps = max(map(len, generated.values()))
+        sequences = input_ids.new_full((len(input_ids), 1 + steps), config.pad_token_id)
+        sequences[:, 0] = config.decoder_start_token_id
+        for row, tokens in generated.items():
+            sequences[row, 1 : 1 + len(tokens)] = torch.tensor(tokens, dtype=sequences.dtype)
+        return sequences
+
+    @torch.no_grad()
+    def greedy_generate_pooled(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int
+    ) -> Iterator[tuple[int, int, list[int]]] | None:
+        """Greedy search over a stream of batches `(input_ids, attention_mask, max_new_tokens)` with at most
+        `pool_size` rows decoding at a time: when rows end, rows of the next batches take their places (continuous
+        batching), so a row that runs to its limit no longer keeps the decoder stepping for one or two rows.
+
+        Yields `(batch, row, tokens)` as rows end: the generated ids of row `row` of batch number `batch`, up to and
+        including `</s>`, or the batch's `max_new_tokens` ids. Each row gets the tokens `generate(num_beams=1)` gives
+        it (greedy rows are independent; results differ only where the floating-point sums of another batch size
+        flip an argmax). Returns None, consuming nothing, when the model's generation settings need
+        `GenerationMixin`'s path (as `generate` decides).
+        """
+        probe = torch.zeros(1, 1, dtype=torch.long)
+        search = self.plain_search_inputs(probe, None, {"num_beams": 1, "max_new_tokens": 1})
+        if search is None or pool_size < 1:
+            return None
+        return self.pooled_greedy_rows(iter(batches), pool_size, search[2])
+
+    def pooled_greedy_rows(
+        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int, config
+    ) -> Iterator[tuple[int, int, list[int]]]:
+        """The generator behind `greedy_generate_pooled`."""
         decoder, embeddings = self.decoder, self.get_target_embeddings()
+        waiting: list[DecodingRows] = []  # encoded rows not yet decoding, in batch order
+        pool: DecodingRows | None = None
+        next_batch = 0
+        with torch.no_grad(), decoder.output_weight_prepared_once():
+            while True:
+                free = pool_size - (0 if pool is None else pool.size)
+                # Top up the pool when a quarter of it is free (each top-up copies the pool's tensors).
+                if free >= max(1, pool_size // 4) or pool is None:
+                    while sum(rows.size for rows in waiting) < free:
+                        batch = next(batches, None)
+                        if batch is None:
+                            break
+                        waiting.append(self.encoded_rows(next_batch, *batch, config.decoder_start_token_id))
+                        next_batch += 1
+                    while free > 0 and waiting:
+                        taken, rest = waiting[0].split(free)
+                        waiting[0:1] = [] if rest is None else [rest]
+                        pool = taken if pool is None else pool.joined(taken)
+                        free -= taken.size
+                if pool is None:
+                    return
+                attentional_vector, _, states = decoder.step(
+                    embeddings(pool.tokens),
+                    pool.states,
+                    pool.attentional_vector,
+                    pool.proj_keys,
+                    pool.encoder_states,
+                    pool.src_mask,
+                )
+                tokens = decoder.output_token_ids(decoder.output_logits(attentional_vector).max(dim=-1).indices)
+                pool.tokens, pool.states, pool.attentional_vector = tokens, states, attentional_vector
+                for generated, token in zip(pool.generated, tokens.tolist()):
+                    generated.append(token)
+                pool.limits = pool.limits - 1
+                ended = (tokens == config.eos_token_id) | (pool.limits <= 0)
+                if ended.any():
+                    for index in ended.nonzero().squeeze(1).tolist():
+                        yield pool.batch[index], pool.row[index], pool.generated[index]
+                    pool = pool.kept(~ended)
+
+    def encoded_rows(
+        self, batch: int, input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int, start_token_id: int
+    ) -> "DecodingRows":
+        """The rows of one batch, encoded and ready for their first decoding step."""
+        if limit < 1:
+            raise ValueError(f"`max_new_tokens` must be greater than 0, but is {limit} for batch {batch}.")
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
         encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
-        states, attentional_vector, proj_keys = decoder.start(encoder_states, encoder_outputs.final_states)
-        batch_size = input_ids.shape[0]
-        sequences = input_ids.new_full((batch_size, 1 + config.max_new_tokens), config.pad_token_id)
-        sequences[:, 0] = config.decoder_start_token_id
-        rows = torch.arange(batch_size, device=input_ids.device)  # the rows still decoding
-        tokens, steps = sequences[:, 0], 0
-        while steps < config.max_new_tokens:
-            attentional_vector, _, states = decoder.step(
-                embeddings(tokens), states, attentional_vector, proj_keys, encoder_states, src_mask
-            )
-            # `max` returns the first maximal index, as `argmax` does, at a fraction of its CPU time.
-            tokens = decoder.output_token_ids(decoder.output_logits(attentional_vector).max(dim=-1).indices)
-            steps += 1
-            sequences[rows, steps] = tokens
-            running = tokens != config.eos_token_id
-            if not running.all():
-                if not running.any():
-                    break
-                # Rows that emitted `</s>` are done: the next steps compute the others only.
-                keep = running.nonzero().squeeze(1)
-                rows, tokens, attentional_vector = rows[keep], tokens[keep], attentional_vector[keep]
-                states = select_state_rows(states, keep)
-                encoder_states, src_mask = encoder_states[keep], src_mask[keep]
-                proj_keys = None if proj_keys is None else proj_keys[keep]
-        return sequences[:, : 1 + steps]
+        states, attentional_vector, proj_keys = self.decoder.start(encoder_states, encoder_outputs.final_states)
+        size = input_ids.shape[0]
+        return DecodingRows(
+            batch=[batch] * size,
+            row=list(range(size)),
+            generated=[[] for _ in range(size)],
+            tokens=input_ids.new_full((size,), start_token_id),
+            limits=input_ids.new_full((size,), limit),
+            states=states,
+            attentional_vector=attentional_vector,
+            encoder_states=encoder_states,
+            src_mask=src_mask,
+            proj_keys=proj_keys,
+        )
 
     def beam_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config) -> torch.LongTensor:
         """Beam search as `GenerationMixin` runs it with `early_stopping=False` (its defaults): each step keeps the
