@@ -59,10 +59,10 @@ def generate_translations_with_lengths(
 
     `num_beams` / `max_new_tokens` left at None take the model's `generation_config` (what the recipe saved, and
     what the pipeline uses). `max_length_factor` also limits each batch to that many tokens per token of its
-    longest source (see `batch_generation_limit`). Greedy search on an hf_rnn encoder-decoder runs the batches
-    through one pool of at most `batch_size` rows (`greedy_generate_pooled`): a row that ends makes room for a row
-    of the next batch, so one hypothesis that runs to its limit no longer keeps the decoder stepping for a few rows.
-    Each row keeps its batch's limit and gets the tokens `generate` would give it.
+    longest source (see `batch_generation_limit`). An hf_rnn encoder-decoder searches the batches in one pool of
+    at most `batch_size` sentences (`generate_pooled`): a sentence that is done makes room for one of the next batch,
+    so one hypothesis that runs to its limit no longer keeps the decoder stepping for a few sentences. Each sentence
+    keeps its batch's limit and gets what `generate` would give it.
 
     Sources are truncated to the tokenizer's `model_max_length` (a warning gives the count); None and
     undecodable characters are cleaned by `clean_text`; empty or whitespace-only sources translate to ""
@@ -94,11 +94,11 @@ def generate_translations_with_lengths(
             yield encoded["input_ids"], encoded["attention_mask"], limit
 
     with torch.inference_mode():
+        # hf_rnn encoder-decoders search all batches in one pool: sentences of the next batches take the places
+        # of sentences that are done.
         pooled = None
-        pool = getattr(model, "greedy_generate_pooled", None)
-        if pool is not None and max_new_tokens is not None and (num_beams or model.generation_config.num_beams) == 1:
-            # Greedy search in which rows of the next batches take the places of rows that ended.
-            pooled = pool(batches(), batch_size)
+        if hasattr(model, "generate_pooled") and max_new_tokens is not None:
+            pooled = model.generate_pooled(batches(), batch_size, num_beams)
         if pooled is not None:
             for batch, row, tokens in pooled:
                 i = batch_rows[batch][row]

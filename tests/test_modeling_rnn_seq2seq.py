@@ -327,12 +327,20 @@ def test_plain_greedy_generate_takes_the_fast_path_with_identical_output(monkeyp
 
 
 @pytest.mark.parametrize(
-    ("attention_type", "target_token_ids"),
-    [("bahdanau", None), ("luong_general", [EOS, *range(5, 20)]), ("luong_concat", None), ("none", None)],
+    ("attention_type", "target_token_ids", "num_beams"),
+    [
+        ("bahdanau", None, 1),
+        ("luong_general", [EOS, *range(5, 20)], 1),
+        ("luong_concat", None, 1),
+        ("none", None, 1),
+        ("bahdanau", None, 3),
+        ("luong_general", [EOS, *range(5, 20)], 2),
+    ],
 )
-def test_pooled_greedy_search_gives_each_row_what_generate_gives_its_batch(attention_type, target_token_ids):
-    """Rows of later batches join the pool as rows end (pool of 3 for batches of 4): every row gets the tokens
-    `generate` gives it in its own batch, with its batch's limit, and the decoder never runs more than 3 rows."""
+def test_pooled_search_gives_each_sentence_what_generate_gives_its_batch(attention_type, target_token_ids, num_beams):
+    """Sentences of later batches join the pool as sentences are done (pool of 3 for batches of 4): every sentence
+    gets what `generate` gives it in its own batch, with its batch's limit, and the decoder never runs more than
+    3 sentences' rows."""
     model = tiny_model(
         attention_type=attention_type,
         input_feeding=attention_type != "luong_general",
@@ -340,7 +348,7 @@ def test_pooled_greedy_search_gives_each_row_what_generate_gives_its_batch(atten
         target_token_ids=target_token_ids,
     )
     with torch.no_grad():
-        model.decoder.output_projection.weight[EOS] *= 3.0  # rows that end early and rows that run to the limit
+        model.decoder.output_projection.weight[EOS] *= 3.0  # sentences that end early and ones that reach the limit
     batches = [
         (*padded_batch(lengths, seed=seed), limit)
         for seed, (lengths, limit) in enumerate(
@@ -350,32 +358,35 @@ def test_pooled_greedy_search_gives_each_row_what_generate_gives_its_batch(atten
     decoded_rows = []
     hook = model.decoder.rnn.register_forward_pre_hook(lambda module, args: decoded_rows.append(args[0].shape[0]))
     try:
-        pooled = {(batch, row): tokens for batch, row, tokens in model.greedy_generate_pooled(batches, pool_size=3)}
+        pooled = {
+            (batch, row): tokens
+            for batch, row, tokens in model.generate_pooled(batches, pool_size=3, num_beams=num_beams)
+        }
     finally:
         hook.remove()
     assert sorted(pooled) == [(batch, row) for batch, (ids, _, _) in enumerate(batches) for row in range(len(ids))]
-    assert max(decoded_rows) == 3
+    assert max(decoded_rows) == 3 * num_beams
+    fill = PAD if num_beams == 1 else EOS  # GenerationMixin pads beam outputs with `pad_token_id or eos_token_id`
     ended_early = at_limit = 0
     for batch, (input_ids, attention_mask, limit) in enumerate(batches):
-        expected = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=limit)[:, 1:]
-        for row, tokens in enumerate(expected.tolist()):
-            if EOS in tokens:
-                tokens, ended_early = tokens[: tokens.index(EOS) + 1], ended_early + 1
-            else:
-                at_limit += 1
-            assert pooled[batch, row] == tokens, (batch, row)
-    assert ended_early and at_limit, "the test needs rows that end early and rows that reach their limit"
+        expected = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=limit, num_beams=num_beams)
+        for row, generated in enumerate(expected[:, 1:].tolist()):
+            tokens = pooled[batch, row]
+            assert generated == tokens + [fill] * (len(generated) - len(tokens)), (batch, row)
+            ended_early += tokens[-1] == EOS
+            at_limit += len(tokens) == limit and tokens[-1] != EOS
+    assert ended_early and at_limit, "the test needs sentences that end early and ones that reach their limit"
 
 
-def test_pooled_greedy_search_refuses_settings_it_does_not_implement():
+def test_pooled_search_refuses_settings_it_does_not_implement():
     model = tiny_model()
     batches = [(*padded_batch([3, 4]), 5)]
-    assert model.greedy_generate_pooled(batches, pool_size=2) is not None
+    assert model.generate_pooled(batches, pool_size=2) is not None
     model.generation_config.repetition_penalty = 1.3
-    assert model.greedy_generate_pooled(batches, pool_size=2) is None
+    assert model.generate_pooled(batches, pool_size=2) is None
     model.generation_config.repetition_penalty = 1.0
     model.train()
-    assert model.greedy_generate_pooled(batches, pool_size=2) is None
+    assert model.generate_pooled(batches, pool_size=2) is None
 
 
 @pytest.mark.parametrize(

@@ -64,32 +64,31 @@ def test_max_length_factor_limits_each_batch_by_its_longest_source(seq2seq_run):
 
 
 @pytest.mark.integration
-def test_greedy_translation_pools_the_batches_and_equals_generate_per_batch(seq2seq_run, monkeypatch):
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_translation_pools_the_batches_and_equals_generate_per_batch(seq2seq_run, monkeypatch, num_beams):
     tokenizer = AutoTokenizer.from_pretrained(seq2seq_run)
     model = AutoModelForSeq2SeqLM.from_pretrained(seq2seq_run).eval()
     pool_calls = []
-    pooled_search = model.greedy_generate_pooled
-    monkeypatch.setattr(
-        model, "greedy_generate_pooled", lambda *args: pool_calls.append(args[1]) or pooled_search(*args)
-    )
+    pooled_search = model.generate_pooled
+    monkeypatch.setattr(model, "generate_pooled", lambda *args: pool_calls.append(args[1:]) or pooled_search(*args))
     sources = [pair["de"] for pair in pd.read_parquet(SAMPLE_TEST)["translation"][:24]]
     decoded_rows = []
     hook = model.decoder.rnn.register_forward_pre_hook(lambda module, args: decoded_rows.append(args[0].shape[0]))
     try:
-        pooled, lengths, limits = generate_translations_with_lengths(model, tokenizer, sources, 8, 1, 60, False)
+        pooled, lengths, limits = generate_translations_with_lengths(model, tokenizer, sources, 8, num_beams, 60, False)
         pooled_steps, decoded_rows[:] = len(decoded_rows), []
         order = np.argsort([len(text) for text in sources], kind="stable")
         for start in range(0, len(sources), 8):  # the batches translation forms, each through generate
             index = order[start : start + 8]
             encoded = tokenizer([sources[i] for i in index], padding=True, truncation=True, return_tensors="pt")
-            generated = model.generate(**encoded, num_beams=1, max_new_tokens=60).numpy()
+            generated = model.generate(**encoded, num_beams=num_beams, max_new_tokens=60).numpy()
             texts = decode_token_ids(tokenizer, generated)
             ended = generated_lengths(generated, model.config.eos_token_id, model.config.pad_token_id)
             for i, text, length in zip(index, texts, ended.tolist()):
                 assert (pooled[i], lengths[i], limits[i]) == (text, length, 60)
     finally:
         hook.remove()
-    assert pool_calls == [8]  # one pool of 8 rows for the 3 batches
+    assert pool_calls == [(8, num_beams)]  # one pool of 8 sentences for the 3 batches
     assert pooled_steps <= len(decoded_rows)  # never more decoder steps than batch by batch
 
 

@@ -360,16 +360,16 @@ def scatter_state_rows(
 
 
 @dataclass
-class DecodingRows:
-    """Rows of a pooled greedy search (`greedy_generate_pooled`): where each row comes from (`batch`, `row`), what
-    it generated, its last token, how many tokens it may still generate, and its decoder and encoder tensors
-    (batch dimension first, states `(layers, rows, hidden)`)."""
+class PooledSentences:
+    """Sentences of a pooled search (`generate_pooled`): where each comes from (`batch`, `row`), its search tensors
+    (`search`, sentences first: last tokens, scores, limits, hypotheses, ...), its `rows_per_sentence` decoder rows
+    (beams; sentence-major: `states` `(layers, rows, hidden)`, `attentional_vector` `(rows, size)`) and its encoder
+    tensors (`encoder_states`, boolean `src_mask`, `proj_keys`: sentences first)."""
 
     batch: list[int]
     row: list[int]
-    generated: list[list[int]]
-    tokens: torch.Tensor
-    limits: torch.Tensor
+    rows_per_sentence: int
+    search: dict[str, torch.Tensor]
     states: torch.Tensor | tuple[torch.Tensor, torch.Tensor]
     attentional_vector: torch.Tensor
     encoder_states: torch.Tensor
@@ -380,61 +380,75 @@ class DecodingRows:
     def size(self) -> int:
         return len(self.batch)
 
-    def kept(self, keep: torch.Tensor) -> "DecodingRows | None":
-        """The rows where the boolean `keep` is True (None if none is), trimmed to their longest source."""
+    def kept(self, keep: torch.Tensor) -> "PooledSentences | None":
+        """The sentences where the boolean `keep` is True (None if none is), trimmed to their longest source."""
         if keep.all():
             return self
         index = keep.nonzero().squeeze(1)
         if len(index) == 0:
             return None
+        beams = torch.arange(self.rows_per_sentence, device=index.device)
+        rows = (index[:, None] * self.rows_per_sentence + beams).view(-1)
         used_positions = self.src_mask[index].any(dim=0).nonzero()
         src_len = int(used_positions.max()) + 1 if len(used_positions) else self.src_mask.shape[1]
         positions = index.tolist()
-        return DecodingRows(
+        return PooledSentences(
             batch=[self.batch[i] for i in positions],
             row=[self.row[i] for i in positions],
-            generated=[self.generated[i] for i in positions],
-            tokens=self.tokens[index],
-            limits=self.limits[index],
-            states=select_state_rows(self.states, index),
-            attentional_vector=self.attentional_vector[index],
+            rows_per_sentence=self.rows_per_sentence,
+            search={name: values[index] for name, values in self.search.items()},
+            states=select_state_rows(self.states, rows),
+            attentional_vector=self.attentional_vector[rows],
             encoder_states=self.encoder_states[index, :src_len],
             src_mask=self.src_mask[index, :src_len],
             proj_keys=None if self.proj_keys is None else self.proj_keys[index, :src_len],
         )
 
-    def split(self, size: int) -> tuple["DecodingRows", "DecodingRows | None"]:
-        """The first `size` rows, and the rest (None if there is none)."""
+    def split(self, size: int) -> tuple["PooledSentences", "PooledSentences | None"]:
+        """The first `size` sentences, and the rest (None if there is none)."""
         if size >= self.size:
             return self, None
-        first = torch.arange(self.size) < size
+        first = torch.arange(self.size, device=self.src_mask.device) < size
         return self.kept(first), self.kept(~first)
 
-    def joined(self, other: "DecodingRows") -> "DecodingRows":
-        """These rows followed by `other`'s, the source positions padded to the longer of the two."""
-        src_len = max(self.src_mask.shape[1], other.src_mask.shape[1])
+    def joined(self, other: "PooledSentences") -> "PooledSentences":
+        """These sentences followed by `other`'s; tensors whose sizes differ past the first dimension (source
+        positions, hypothesis lengths) are padded at the end to the larger one."""
 
-        def padded(values: torch.Tensor) -> torch.Tensor:
-            missing = src_len - values.shape[1]
-            return values if missing == 0 else nn.functional.pad(values, (0, 0) * (values.dim() - 2) + (0, missing))
-
-        def rows(first, second, dim: int = 0):
-            if isinstance(first, tuple):
-                return tuple(rows(a, b, dim) for a, b in zip(first, second))
+        def cat(first: torch.Tensor, second: torch.Tensor, dim: int = 0) -> torch.Tensor:
+            if first.dim() > 1 and first.shape[1:] != second.shape[1:]:
+                sizes = [max(a, b) for a, b in zip(first.shape[1:], second.shape[1:])]
+                first, second = (
+                    nn.functional.pad(
+                        v, [p for s, n in zip(reversed(sizes), reversed(v.shape[1:])) for p in (0, s - n)]
+                    )
+                    for v in (first, second)
+                )
             return torch.cat([first, second], dim=dim)
 
-        return DecodingRows(
+        def cat_states(first, second):
+            if isinstance(first, tuple):
+                return tuple(torch.cat([a, b], dim=1) for a, b in zip(first, second))
+            return torch.cat([first, second], dim=1)
+
+        return PooledSentences(
             batch=self.batch + other.batch,
             row=self.row + other.row,
-            generated=self.generated + other.generated,
-            tokens=rows(self.tokens, other.tokens),
-            limits=rows(self.limits, other.limits),
-            states=rows(self.states, other.states, dim=1),
-            attentional_vector=rows(self.attentional_vector, other.attentional_vector),
-            encoder_states=rows(padded(self.encoder_states), padded(other.encoder_states)),
-            src_mask=rows(padded(self.src_mask), padded(other.src_mask)),
-            proj_keys=None if self.proj_keys is None else rows(padded(self.proj_keys), padded(other.proj_keys)),
+            rows_per_sentence=self.rows_per_sentence,
+            search={name: cat(values, other.search[name]) for name, values in self.search.items()},
+            states=cat_states(self.states, other.states),
+            attentional_vector=torch.cat([self.attentional_vector, other.attentional_vector]),
+            encoder_states=cat(self.encoder_states, other.encoder_states),
+            src_mask=cat(self.src_mask, other.src_mask),
+            proj_keys=None if self.proj_keys is None else cat(self.proj_keys, other.proj_keys),
         )
+
+
+def beam_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
+    return values.gather(
+        1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(*index.shape, *values.shape[2:])
+    )
 
 
 class RnnSeq2SeqAttention(nn.Module):
@@ -1163,9 +1177,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         if search_inputs is None:
             return super().generate(inputs, generation_config=generation_config, **kwargs)
         if search_inputs[2].num_beams > 1:
-            # The weights cannot change during one search: its steps share one copy of the target rows' weights.
-            with self.decoder.output_weight_prepared_once():
-                return self.beam_generate(*search_inputs)
+            return self.beam_generate(*search_inputs)
         return self.greedy_generate(*search_inputs)
 
     # Generation settings `greedy_generate` and `beam_generate` honour; any other one takes `GenerationMixin`'s path.
@@ -1219,109 +1231,10 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         search stops when every row has or after `max_new_tokens`), returning `(batch, 1 + steps)` token ids.
 
         Each step scores only `config.target_token_ids` (the argmax over them is the argmax over the full
-        vocabulary, ties included: the ids are sorted), and finished rows leave the computation
-        (`pooled_greedy_rows` with this one batch).
+        vocabulary, ties included: the ids are sorted), and finished rows leave the computation (`pooled_search`
+        over this one batch).
         """
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        rows = self.pooled_greedy_rows(
-            iter([(input_ids, attention_mask, config.max_new_tokens)]), len(input_ids), config
-        )
-        generated = {row: tokens for _, row, tokens in rows}
-        steps = max(map(len, generated.values()))
-        sequences = input_ids.new_full((len(input_ids), 1 + steps), config.pad_token_id)
-        sequences[:, 0] = config.decoder_start_token_id
-        for row, tokens in generated.items():
-            sequences[row, 1 : 1 + len(tokens)] = torch.tensor(tokens, dtype=sequences.dtype)
-        return sequences
-
-    @torch.no_grad()
-    def greedy_generate_pooled(
-        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int
-    ) -> Iterator[tuple[int, int, list[int]]] | None:
-        """Greedy search over a stream of batches `(input_ids, attention_mask, max_new_tokens)` with at most
-        `pool_size` rows decoding at a time: when rows end, rows of the next batches take their places (continuous
-        batching), so a row that runs to its limit no longer keeps the decoder stepping for one or two rows.
-
-        Yields `(batch, row, tokens)` as rows end: the generated ids of row `row` of batch number `batch`, up to and
-        including `</s>`, or the batch's `max_new_tokens` ids. Each row gets the tokens `generate(num_beams=1)` gives
-        it (greedy rows are independent; results differ only where the floating-point sums of another batch size
-        flip an argmax). Returns None, consuming nothing, when the model's generation settings need
-        `GenerationMixin`'s path (as `generate` decides).
-        """
-        probe = torch.zeros(1, 1, dtype=torch.long)
-        search = self.plain_search_inputs(probe, None, {"num_beams": 1, "max_new_tokens": 1})
-        if search is None or pool_size < 1:
-            return None
-        return self.pooled_greedy_rows(iter(batches), pool_size, search[2])
-
-    def pooled_greedy_rows(
-        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int, config
-    ) -> Iterator[tuple[int, int, list[int]]]:
-        """The generator behind `greedy_generate_pooled`."""
-        decoder, embeddings = self.decoder, self.get_target_embeddings()
-        waiting: list[DecodingRows] = []  # encoded rows not yet decoding, in batch order
-        pool: DecodingRows | None = None
-        next_batch = 0
-        with torch.no_grad(), decoder.output_weight_prepared_once():
-            while True:
-                free = pool_size - (0 if pool is None else pool.size)
-                # Top up the pool when a quarter of it is free (each top-up copies the pool's tensors).
-                if free >= max(1, pool_size // 4) or pool is None:
-                    while sum(rows.size for rows in waiting) < free:
-                        batch = next(batches, None)
-                        if batch is None:
-                            break
-                        waiting.append(self.encoded_rows(next_batch, *batch, config.decoder_start_token_id))
-                        next_batch += 1
-                    while free > 0 and waiting:
-                        taken, rest = waiting[0].split(free)
-                        waiting[0:1] = [] if rest is None else [rest]
-                        pool = taken if pool is None else pool.joined(taken)
-                        free -= taken.size
-                if pool is None:
-                    return
-                attentional_vector, _, states = decoder.step(
-                    embeddings(pool.tokens),
-                    pool.states,
-                    pool.attentional_vector,
-                    pool.proj_keys,
-                    pool.encoder_states,
-                    pool.src_mask,
-                )
-                tokens = decoder.output_token_ids(decoder.output_logits(attentional_vector).max(dim=-1).indices)
-                pool.tokens, pool.states, pool.attentional_vector = tokens, states, attentional_vector
-                for generated, token in zip(pool.generated, tokens.tolist()):
-                    generated.append(token)
-                pool.limits = pool.limits - 1
-                ended = (tokens == config.eos_token_id) | (pool.limits <= 0)
-                if ended.any():
-                    for index in ended.nonzero().squeeze(1).tolist():
-                        yield pool.batch[index], pool.row[index], pool.generated[index]
-                    pool = pool.kept(~ended)
-
-    def encoded_rows(
-        self, batch: int, input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int, start_token_id: int
-    ) -> "DecodingRows":
-        """The rows of one batch, encoded and ready for their first decoding step."""
-        if limit < 1:
-            raise ValueError(f"`max_new_tokens` must be greater than 0, but is {limit} for batch {batch}.")
-        encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
-        encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
-        states, attentional_vector, proj_keys = self.decoder.start(encoder_states, encoder_outputs.final_states)
-        size = input_ids.shape[0]
-        return DecodingRows(
-            batch=[batch] * size,
-            row=list(range(size)),
-            generated=[[] for _ in range(size)],
-            tokens=input_ids.new_full((size,), start_token_id),
-            limits=input_ids.new_full((size,), limit),
-            states=states,
-            attentional_vector=attentional_vector,
-            encoder_states=encoder_states,
-            src_mask=src_mask,
-            proj_keys=proj_keys,
-        )
+        return self.one_batch_search(input_ids, attention_mask, config, config.pad_token_id)
 
     def beam_generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config) -> torch.LongTensor:
         """Beam search as `GenerationMixin` runs it with `early_stopping=False` (its defaults): each step keeps the
@@ -1331,101 +1244,201 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         `(batch, 1 + steps)`.
 
         Each step scores `config.target_token_ids` only, and a sentence that is done leaves the computation (the
-        general path keeps decoding its beams until the whole batch is done).
+        general path keeps decoding its beams until the whole batch is done; `pooled_search` over this one batch).
         """
-        num_beams, batch_size, device = config.num_beams, input_ids.shape[0], input_ids.device
-        length_penalty = 1.0 if config.length_penalty is None else config.length_penalty
-        max_length = 1 + config.max_new_tokens
         # GenerationMixin fills with `pad_token_id or eos_token_id`: the end token when the pad id is 0.
-        fill_value = config.pad_token_id or config.eos_token_id
-        decoder, embeddings = self.decoder, self.get_target_embeddings()
+        return self.one_batch_search(input_ids, attention_mask, config, config.pad_token_id or config.eos_token_id)
+
+    def one_batch_search(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, config, fill_value: int
+    ) -> torch.LongTensor:
+        """`pooled_search` over one batch, as `(batch, 1 + longest output)` ids after the start token, padded with
+        `fill_value`."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        batch = (input_ids, attention_mask, config.max_new_tokens)
+        generated = {row: tokens for _, row, tokens in self.pooled_search(iter([batch]), len(input_ids), config)}
+        sequences = input_ids.new_full((len(input_ids), 1 + max(map(len, generated.values()))), fill_value)
+        sequences[:, 0] = config.decoder_start_token_id
+        for row, tokens in generated.items():
+            sequences[row, 1 : 1 + len(tokens)] = torch.tensor(tokens, dtype=sequences.dtype)
+        return sequences
+
+    def generate_pooled(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int, num_beams: int | None = None
+    ) -> Iterator[tuple[int, int, list[int]]] | None:
+        """Greedy or beam search over a stream of batches `(input_ids, attention_mask, max_new_tokens)` with at most
+        `pool_size` sentences decoding at a time: when sentences are done, sentences of the next batches take their
+        places (continuous batching), so one hypothesis that runs to its limit no longer keeps the decoder stepping
+        for a few sentences.
+
+        Yields `(batch, row, tokens)` as sentences are done: the generated ids of row `row` of batch number `batch`
+        (the best hypothesis for beam search), up to and including `</s>`, or the batch's `max_new_tokens` ids. Each
+        sentence gets what `generate(num_beams=...)` gives it in its own batch (the searches of different sentences
+        are independent; results differ only where the floating-point sums of another batch size flip a choice).
+        `num_beams` None takes the `generation_config`'s. Returns None, consuming nothing, when the model's
+        generation settings need `GenerationMixin`'s path (as `generate` decides).
+        """
+        probe = torch.zeros(1, 1, dtype=torch.long)
+        settings = {"max_new_tokens": 1} | ({} if num_beams is None else {"num_beams": num_beams})
+        search = self.plain_search_inputs(probe, None, settings)
+        if search is None or pool_size < 1:
+            return None
+        return self.pooled_search(iter(batches), pool_size, search[2])
+
+    def pooled_search(
+        self, batches: Iterator[tuple[torch.Tensor, torch.Tensor, int]], pool_size: int, config
+    ) -> Iterator[tuple[int, int, list[int]]]:
+        """The generator behind `generate_pooled`, `greedy_generate` and `beam_generate`."""
+        step = self.greedy_step if config.num_beams == 1 else self.beam_step
+        waiting: list[PooledSentences] = []  # encoded sentences not yet decoding, in batch order
+        pool: PooledSentences | None = None
+        next_batch = 0
+        # The weights cannot change during the search: its steps share one copy of the target rows' weights.
+        with torch.no_grad(), self.decoder.output_weight_prepared_once():
+            while True:
+                free = pool_size - (0 if pool is None else pool.size)
+                # Top up the pool when a quarter of it is free (each top-up copies the pool's tensors).
+                if pool is None or free >= max(1, pool_size // 4):
+                    while sum(sentences.size for sentences in waiting) < free:
+                        batch = next(batches, None)
+                        if batch is None:
+                            break
+                        waiting.append(self.start_sentences(next_batch, *batch, config))
+                        next_batch += 1
+                    while free > 0 and waiting:
+                        taken, rest = waiting[0].split(free)
+                        waiting[0:1] = [] if rest is None else [rest]
+                        pool = taken if pool is None else pool.joined(taken)
+                        free -= taken.size
+                if pool is None:
+                    return
+                done, hypotheses, lengths = step(pool, config)
+                if done.any():
+                    for index in done.nonzero().squeeze(1).tolist():
+                        yield pool.batch[index], pool.row[index], hypotheses[index, 1 : 1 + lengths[index]].tolist()
+                    pool = pool.kept(~done)
+
+    def start_sentences(
+        self, batch: int, input_ids: torch.Tensor, attention_mask: torch.Tensor, limit: int, config
+    ) -> PooledSentences:
+        """The sentences of one batch, encoded and ready for their first search step."""
+        if limit < 1:
+            raise ValueError(f"`max_new_tokens` must be greater than 0, but is {limit} for batch {batch}.")
+        num_beams, size = config.num_beams, input_ids.shape[0]
         encoder_outputs = self.encoder(input_ids, attention_mask=attention_mask)
-        # The decoder runs one row per beam, sentence-major; the beams of a sentence read its encoding once.
         encoder_states, src_mask = encoder_outputs.last_hidden_state, encoder_outputs.attention_mask.bool()
-        states, attentional_vector, proj_keys = decoder.start(encoder_states, encoder_outputs.final_states, num_beams)
+        states, attentional_vector, proj_keys = self.decoder.start(
+            encoder_states, encoder_outputs.final_states, num_beams
+        )
+        # Hypotheses: the start token, then one position per generated token.
+        hypotheses = input_ids.new_full((size, num_beams, 1 + limit), config.pad_token_id)
+        hypotheses[:, :, 0] = config.decoder_start_token_id
+        search = {"limits": input_ids.new_full((size,), limit), "lengths": input_ids.new_zeros(size)}
+        if num_beams == 1:
+            search |= {"hypotheses": hypotheses[:, 0]}
+        else:
+            running_scores = torch.zeros(size, num_beams, device=input_ids.device)
+            running_scores[:, 1:] = -1e9
+            search |= {
+                "running": hypotheses,
+                "running_scores": running_scores,
+                "finished": hypotheses.clone(),
+                "finished_scores": torch.full((size, num_beams), -1e9, device=input_ids.device),
+                "finished_lengths": input_ids.new_zeros(size, num_beams),
+                "is_finished": torch.zeros(size, num_beams, dtype=torch.bool, device=input_ids.device),
+                "improvable": torch.ones(size, 1, dtype=torch.bool, device=input_ids.device),
+            }
+        return PooledSentences(
+            batch=[batch] * size,
+            row=list(range(size)),
+            rows_per_sentence=num_beams,
+            search=search,
+            states=states,
+            attentional_vector=attentional_vector,
+            encoder_states=encoder_states,
+            src_mask=src_mask,
+            proj_keys=proj_keys,
+        )
 
-        def beams(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-            """`values[s, index[s, j]]` for `(sentences, candidates, ...)` values and `(sentences, picks)` index."""
-            return values.gather(
-                1, index.view(*index.shape, *([1] * (values.dim() - 2))).expand(*index.shape, *values.shape[2:])
-            )
+    def decoder_step(self, pool: PooledSentences, tokens: torch.Tensor) -> torch.Tensor:
+        """One decoder step of the pool's rows reading `tokens` `(rows,)`; updates its states and returns the
+        output logits `(rows, n_out)`."""
+        decoder = self.decoder
+        pool.attentional_vector, _, pool.states = decoder.step(
+            self.get_target_embeddings()(tokens),
+            pool.states,
+            pool.attentional_vector,
+            pool.proj_keys,
+            pool.encoder_states,
+            pool.src_mask,
+        )
+        return decoder.output_logits(pool.attentional_vector)
 
-        sentences = torch.arange(batch_size, device=device)  # the batch rows still searched
-        running = torch.full((batch_size, num_beams, max_length), fill_value, dtype=torch.long, device=device)
-        running[:, :, 0] = config.decoder_start_token_id
-        running_scores = torch.zeros(batch_size, num_beams, device=device)
-        running_scores[:, 1:] = -1e9
-        finished = running.clone()
-        finished_scores = torch.full((batch_size, num_beams), -1e9, device=device)
-        finished_lengths = torch.zeros(batch_size, num_beams, dtype=torch.long, device=device)
-        is_finished = torch.zeros(batch_size, num_beams, dtype=torch.bool, device=device)
-        improvable = torch.ones(batch_size, 1, dtype=torch.bool, device=device)
-        best = torch.full((batch_size, max_length), fill_value, dtype=torch.long, device=device)
-        best_lengths = torch.zeros(batch_size, dtype=torch.long, device=device)
-        top_beams = torch.arange(2 * num_beams, device=device) < num_beams
-        cur_len = 1
-        while True:
-            attentional_vector, _, states = decoder.step(
-                embeddings(running[:, :, cur_len - 1].reshape(-1)),
-                states,
-                attentional_vector,
-                proj_keys,
-                encoder_states,
-                src_mask,
-            )
-            log_probs = nn.functional.log_softmax(decoder.output_logits(attentional_vector).float(), dim=-1)
-            vocab = log_probs.shape[-1]
-            log_probs = (log_probs.view(-1, num_beams, vocab) + running_scores[:, :, None]).view(-1, num_beams * vocab)
-            topk_scores, topk_indices = torch.topk(log_probs, k=2 * num_beams)
-            source_beams = topk_indices // vocab
-            tokens = self.decoder.output_token_ids(topk_indices % vocab)
-            candidates = beams(running, source_beams)
-            candidates[:, :, cur_len] = tokens
-            ended = (tokens == config.eos_token_id) | (cur_len + 1 >= max_length)
+    def greedy_step(self, pool: PooledSentences, config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One greedy step of every sentence: `(done, hypotheses, lengths)`, done `(sentences,)` boolean."""
+        search = pool.search
+        hypotheses, lengths = search["hypotheses"], search["lengths"]
+        tokens = hypotheses.gather(1, lengths[:, None]).squeeze(1)
+        # `max` returns the first maximal index, as `argmax` does, at a fraction of its CPU time.
+        tokens = self.decoder.output_token_ids(self.decoder_step(pool, tokens).max(dim=-1).indices)
+        lengths += 1
+        hypotheses.scatter_(1, lengths[:, None], tokens[:, None])
+        return (tokens == config.eos_token_id) | (lengths >= search["limits"]), hypotheses, lengths
 
-            # The best num_beams continuations that did not end run on.
-            candidate_running_scores = topk_scores + ended.float() * -1e9
-            keep = torch.topk(candidate_running_scores, k=num_beams).indices
-            running, running_scores = beams(candidates, keep), beams(candidate_running_scores, keep)
-            kept_sources = beams(source_beams, keep)
-            # Those among the top num_beams that ended join the finished hypotheses if they rank.
-            just_finished = ended & top_beams
-            candidate_scores = topk_scores / (cur_len**length_penalty)
-            candidate_scores = candidate_scores + (~improvable).float() * -1e9 + (~just_finished).float() * -1e9
-            merged_scores = torch.cat([finished_scores, candidate_scores], dim=1)
-            best_of_merged = torch.topk(merged_scores, k=num_beams).indices
-            finished = beams(torch.cat([finished, candidates], dim=1), best_of_merged)
-            finished_scores = beams(merged_scores, best_of_merged)
-            lengths = torch.cat([finished_lengths, torch.full_like(tokens, cur_len)], dim=1)
-            finished_lengths = beams(lengths, best_of_merged)
-            is_finished = beams(torch.cat([is_finished, just_finished], dim=1), best_of_merged)
+    def beam_step(self, pool: PooledSentences, config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One beam-search step of every sentence (see `beam_generate`): `(done, best hypotheses, their lengths)`."""
+        search, num_beams = pool.search, config.num_beams
+        length_penalty = 1.0 if config.length_penalty is None else config.length_penalty
+        running, running_scores, improvable = search["running"], search["running_scores"], search["improvable"]
+        sentences, device = running.shape[0], running.device
+        cur_len = search["lengths"] + 1  # `(sentences,)` positions filled so far, the start token included
+        last_tokens = running.gather(2, (cur_len - 1)[:, None, None].expand(-1, num_beams, 1)).view(-1)
+        logits = self.decoder_step(pool, last_tokens)
+        log_probs = nn.functional.log_softmax(logits.float(), dim=-1)
+        vocab = log_probs.shape[-1]
+        log_probs = (log_probs.view(-1, num_beams, vocab) + running_scores[:, :, None]).view(-1, num_beams * vocab)
+        topk_scores, topk_indices = torch.topk(log_probs, k=2 * num_beams)
+        source_beams = topk_indices // vocab
+        tokens = self.decoder.output_token_ids(topk_indices % vocab)
+        candidates = beam_rows(running, source_beams)
+        candidates.scatter_(2, cur_len[:, None, None].expand(-1, 2 * num_beams, 1), tokens[:, :, None])
+        ended = (tokens == config.eos_token_id) | (cur_len >= search["limits"])[:, None]
 
-            kept_rows = (torch.arange(len(sentences), device=device)[:, None] * num_beams + kept_sources).view(-1)
-            states, attentional_vector = select_state_rows(states, kept_rows), attentional_vector[kept_rows]
-            cur_len += 1
-            worst_finished = torch.where(is_finished, finished_scores.min(dim=1, keepdim=True).values, -1e9)
-            best_possible = running_scores[:, :1] / ((cur_len - 1) ** length_penalty)
-            improvable = improvable & (best_possible > worst_finished).any(dim=-1, keepdim=True)
-            done = ~improvable[:, 0]
-            if ended.all() or done.all():
-                break
-            if done.any():
-                # Sentences that are done: their best hypothesis is final; the others continue alone.
-                best[sentences[done]], best_lengths[sentences[done]] = finished[done, 0], finished_lengths[done, 0]
-                active = (~done).nonzero().squeeze(1)
-                rows = (active[:, None] * num_beams + torch.arange(num_beams, device=device)).view(-1)
-                sentences, running, running_scores = sentences[active], running[active], running_scores[active]
-                finished, finished_scores = finished[active], finished_scores[active]
-                finished_lengths, is_finished, improvable = (
-                    finished_lengths[active],
-                    is_finished[active],
-                    improvable[active],
-                )
-                states, attentional_vector = select_state_rows(states, rows), attentional_vector[rows]
-                encoder_states, src_mask = encoder_states[active], src_mask[active]
-                proj_keys = None if proj_keys is None else proj_keys[active]
-        best[sentences], best_lengths[sentences] = finished[:, 0], finished_lengths[:, 0]
-        return best[:, : 1 + int(best_lengths.max())]
+        # The best num_beams continuations that did not end run on.
+        candidate_running_scores = topk_scores + ended.float() * -1e9
+        keep = torch.topk(candidate_running_scores, k=num_beams).indices
+        search["running"], search["running_scores"] = (
+            beam_rows(candidates, keep),
+            beam_rows(candidate_running_scores, keep),
+        )
+        kept_sources = beam_rows(source_beams, keep)
+        # Those among the top num_beams that ended join the finished hypotheses if they rank.
+        just_finished = ended & (torch.arange(2 * num_beams, device=device) < num_beams)
+        penalties = (cur_len.double() ** length_penalty).float()[:, None]
+        candidate_scores = topk_scores / penalties
+        candidate_scores = candidate_scores + (~improvable).float() * -1e9 + (~just_finished).float() * -1e9
+        merged_scores = torch.cat([search["finished_scores"], candidate_scores], dim=1)
+        best_of_merged = torch.topk(merged_scores, k=num_beams).indices
+        search["finished"] = beam_rows(torch.cat([search["finished"], candidates], dim=1), best_of_merged)
+        search["finished_scores"] = beam_rows(merged_scores, best_of_merged)
+        lengths = torch.cat([search["finished_lengths"], cur_len[:, None].expand_as(tokens)], dim=1)
+        search["finished_lengths"] = beam_rows(lengths, best_of_merged)
+        is_finished = beam_rows(torch.cat([search["is_finished"], just_finished], dim=1), best_of_merged)
+        search["is_finished"] = is_finished
+
+        kept_rows = (torch.arange(sentences, device=device)[:, None] * num_beams + kept_sources).view(-1)
+        pool.states, pool.attentional_vector = (
+            select_state_rows(pool.states, kept_rows),
+            pool.attentional_vector[kept_rows],
+        )
+        search["lengths"] = cur_len
+        worst_finished = torch.where(is_finished, search["finished_scores"].min(dim=1, keepdim=True).values, -1e9)
+        best_possible = search["running_scores"][:, :1] / penalties
+        search["improvable"] = improvable & (best_possible > worst_finished).any(dim=-1, keepdim=True)
+        # A sentence is done when it cannot improve, or when all its candidates ended (at its limit).
+        done = ~search["improvable"][:, 0] | ended.all(dim=1)
+        return done, search["finished"][:, 0], search["finished_lengths"][:, 0]
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
