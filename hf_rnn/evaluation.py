@@ -113,6 +113,7 @@ def evaluate_model(
         "dataset": dataset_name,
         "split": "files" if data_files else split,
         "examples": len(split_data),
+        "batch_size": batch_size,
         **metrics,
         "examples_per_second": round(len(split_data) / elapsed, 2),
         "threads": torch.get_num_threads(),

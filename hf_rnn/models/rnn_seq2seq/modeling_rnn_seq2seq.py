@@ -389,19 +389,24 @@ class PooledSentences:
             return None
         beams = torch.arange(self.rows_per_sentence, device=index.device)
         rows = (index[:, None] * self.rows_per_sentence + beams).view(-1)
-        used_positions = self.src_mask[index].any(dim=0).nonzero()
-        src_len = int(used_positions.max()) + 1 if len(used_positions) else self.src_mask.shape[1]
+        src_mask = self.src_mask.index_select(0, index)
+        used_positions = src_mask.any(dim=0).nonzero()
+        src_len = int(used_positions.max()) + 1 if len(used_positions) else src_mask.shape[1]
+
+        def sources(values: torch.Tensor) -> torch.Tensor:
+            return values[:, :src_len].index_select(0, index)
+
         positions = index.tolist()
         return PooledSentences(
             batch=[self.batch[i] for i in positions],
             row=[self.row[i] for i in positions],
             rows_per_sentence=self.rows_per_sentence,
-            search={name: values[index] for name, values in self.search.items()},
+            search={name: values.index_select(0, index) for name, values in self.search.items()},
             states=select_state_rows(self.states, rows),
-            attentional_vector=self.attentional_vector[rows],
-            encoder_states=self.encoder_states[index, :src_len],
-            src_mask=self.src_mask[index, :src_len],
-            proj_keys=None if self.proj_keys is None else self.proj_keys[index, :src_len],
+            attentional_vector=self.attentional_vector.index_select(0, rows),
+            encoder_states=sources(self.encoder_states),
+            src_mask=src_mask[:, :src_len],
+            proj_keys=None if self.proj_keys is None else sources(self.proj_keys),
         )
 
     def split(self, size: int) -> tuple["PooledSentences", "PooledSentences | None"]:
