@@ -293,6 +293,13 @@ class TranslationTrainer(DiscriminativeLearningRateMixin, TokenBatchingMixin, Se
             has_references = isinstance(dataset, Dataset) and "reference" in dataset.column_names
             self.compute_metrics.references = dataset["reference"] if has_references else None
 
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The Trainer's loss; a training step asks the model for logits over its output tokens only (it reads the
+        loss alone), unless the Trainer's own label smoother computes the loss from the logits."""
+        if model.training and self.label_smoother is None and self.compute_loss_func is None:
+            inputs = {**inputs, "full_vocabulary_logits": False}
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
     def prediction_step(self, *args, **kwargs):
         saved = copy.deepcopy(self.model.generation_config)
         try:

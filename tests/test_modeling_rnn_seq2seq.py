@@ -326,6 +326,19 @@ def test_plain_greedy_generate_takes_the_fast_path_with_identical_output(monkeyp
     assert fast_calls == [1]
 
 
+def test_logits_over_the_output_tokens_only_give_the_same_loss():
+    target_token_ids = [EOS, *range(5, 20)]
+    model = tiny_model(target_token_ids=target_token_ids)
+    input_ids, attention_mask = padded_batch([5, 3], seed=2)
+    labels = torch.tensor(target_token_ids)[torch.randint(0, 16, (2, 4), generator=torch.Generator().manual_seed(0))]
+    with torch.no_grad():
+        full = model(input_ids, attention_mask=attention_mask, labels=labels)
+        short = model(input_ids, attention_mask=attention_mask, labels=labels, full_vocabulary_logits=False)
+    assert full.logits.shape == (2, 4, VOCAB) and short.logits.shape == (2, 4, len(target_token_ids))
+    torch.testing.assert_close(short.loss, full.loss, rtol=0, atol=0)
+    torch.testing.assert_close(short.logits, full.logits[..., target_token_ids], rtol=0, atol=0)
+
+
 @pytest.mark.parametrize(
     ("attention_type", "target_token_ids", "num_beams"),
     [

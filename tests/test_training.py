@@ -1,5 +1,6 @@
 """End-to-end training on real data slices (bundled with the package), through the CLI and the library."""
 
+import functools
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 import hf_rnn  # noqa: F401
 from hf_rnn.commands import main as cli_main
+from hf_rnn.models.rnn_seq2seq import RnnSeq2SeqForConditionalGeneration
 from hf_rnn.recipe import load_recipe
 from hf_rnn.training import train
 
@@ -117,6 +119,28 @@ def test_training_bleu_is_scored_on_the_raw_references(m30k_run):
 
 
 @pytest.mark.slow
+def test_translation_training_steps_skip_the_full_vocabulary_logits(tmp_path, monkeypatch):
+    """Training steps read the loss only: the Trainer asks for logits over the output tokens; evaluation does not."""
+    forward = RnnSeq2SeqForConditionalGeneration.forward
+    calls = []
+
+    @functools.wraps(forward)  # the Trainer keeps the dataset columns that the signature names
+    def recording_forward(self, *args, **kwargs):
+        outputs = forward(self, *args, **kwargs)
+        calls.append((self.training, kwargs.get("full_vocabulary_logits", True), outputs.logits.shape[-1]))
+        return outputs
+
+    monkeypatch.setattr(RnnSeq2SeqForConditionalGeneration, "forward", recording_forward)
+    overrides = ["training.max_steps=2", "training.eval_strategy=no", "training.save_strategy=no"]
+    overrides += ["training.load_best_model_at_end=false", "data.max_test_samples=8"]
+    train(load_recipe(REPO / "configs" / "multi30k_tiny.yaml", overrides), tmp_path / "run", data_dir="sample")
+    config = AutoModelForSeq2SeqLM.from_pretrained(tmp_path / "run").config
+    training_calls = [call for call in calls if call[0]]
+    assert len(training_calls) == 2
+    assert all(call == (True, False, len(config.target_token_ids)) for call in training_calls)
+    assert all(call[1:] == (True, config.vocab_size) for call in calls if not call[0])
+
+
 def test_translation_metrics_use_the_references_over_labels_that_lost_words(m30k_run):
     """Labels truncated at `model_max_length` decode to shortened references; the raw strings are scored instead."""
     from transformers import EvalPrediction

@@ -1460,6 +1460,7 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         output_attentions: bool | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        full_vocabulary_logits: bool = True,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         """Encode `input_ids` `(batch, src_len)` (or reuse `encoder_outputs`) and decode `decoder_input_ids`
@@ -1469,7 +1470,9 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
         new target tokens are passed and decoding continues from the cached recurrent state. Returns logits
         `(batch, tgt_len, target_vocab_size)`, the loss, the new `cache` (when `use_cache`, by default outside
         training), `cross_attentions` (one `(batch, 1, tgt_len, src_len)` tensor) when `output_attentions`, and
-        `decoder_hidden_states` (the attentional vectors) when `output_hidden_states`.
+        `decoder_hidden_states` (the attentional vectors) when `output_hidden_states`. With
+        `full_vocabulary_logits=False` the logits stay `(batch, tgt_len, n_out)`, over `config.target_token_ids`
+        only (training, which reads the loss alone, then skips a `(batch, tgt_len, target_vocab_size)` tensor).
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         if decoder_input_ids is None:
@@ -1494,7 +1497,8 @@ class RnnSeq2SeqForConditionalGeneration(RnnSeq2SeqPreTrainedModel, GenerationMi
             loss_fct = CrossEntropyLoss(ignore_index=-100, label_smoothing=self.config.label_smoothing)
             output_labels = self.decoder.output_labels(labels.to(logits.device))
             loss = loss_fct(logits.reshape(-1, logits.shape[-1]), output_labels.reshape(-1))
-        logits = self.decoder.full_vocabulary_logits(logits)
+        if full_vocabulary_logits:
+            logits = self.decoder.full_vocabulary_logits(logits)
 
         output = Seq2SeqLMOutput(loss=loss, logits=logits, **fields)
         return output if return_dict else output.to_tuple()
